@@ -100,13 +100,19 @@ function derInteger(value: bigint): forge.asn1.Asn1 {
   return forge.asn1.create(forge.asn1.Class.UNIVERSAL, forge.asn1.Type.INTEGER, false, forge.util.hexToBytes(hexText));
 }
 
-function derToBuffer(node: forge.asn1.Asn1): Buffer {
+export function derToBuffer(node: forge.asn1.Asn1): Buffer {
   return Buffer.from(forge.asn1.toDer(node).getBytes(), 'binary');
+}
+
+/** forge's typings only declare the boolean form of fromDer's options. */
+export function fromDerStrict(der: Buffer): forge.asn1.Asn1 {
+  const fromDer = forge.asn1.fromDer as unknown as (bytes: forge.util.ByteStringBuffer, options: object) => forge.asn1.Asn1;
+  return fromDer(forge.util.createBuffer(der.toString('binary')), { strict: true, parseAllBytes: true, decodeBitStrings: false });
 }
 
 function parseDerStrict(der: Buffer): forge.asn1.Asn1 | null {
   try {
-    const node = forge.asn1.fromDer(forge.util.createBuffer(der.toString('binary')), { strict: true, parseAllBytes: true, decodeBitStrings: false });
+    const node = fromDerStrict(der);
     // Re-encoding must give the same bytes: rejects BER-only forms.
     return derToBuffer(node).equals(der) ? node : null;
   } catch {

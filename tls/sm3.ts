@@ -36,7 +36,7 @@ export function pHash(digest: string, secret: Buffer, label: string, seed: Buffe
   };
   const blocks: Buffer[] = [];
   let produced = 0;
-  let a = labelSeed;
+  let a: Buffer = labelSeed;
   while (produced < outputBytes) {
     a = mac(a);
     const block = mac(a, labelSeed);
