@@ -1,0 +1,114 @@
+// AdmqClient: one connection to a region node, from which producers and consumers are made.
+import * as grpc from '@grpc/grpc-js';
+import { ErrorCode } from '../proto/index.ts';
+import { createStub, topicMetadata, type BrokerStub } from './connection.ts';
+import { Consumer, type AdmqConsumer, type ConsumerOptions } from './consumer.ts';
+import { AdmqClientError } from './errors.ts';
+import { PartitionedConsumer, PartitionedProducer } from './partitioned.ts';
+import { Producer, nonNegative, positive, type ProducerOptions } from './producer.ts';
+
+export interface ClientOptions {
+  /** host:port of a region node's gRPC API. Default 127.0.0.1:6650. */
+  serviceUrl?: string;
+  /** Transport credentials; default plaintext (the node's default listener). */
+  credentials?: grpc.ChannelCredentials;
+  /** Largest message the client accepts to send, in bytes. Default 5 MiB (the node's default). */
+  messageBytesMax?: number;
+  /** First reconnect delay, in ms. Default 100. */
+  backoffInitialMs?: number;
+  /** Longest reconnect delay, in ms. Default 60,000. */
+  backoffMaxMs?: number;
+  /** Timeout of lookups and seeks, in ms. Default 30,000. */
+  operationTimeoutMs?: number;
+}
+
+export type AnyProducer = Producer | PartitionedProducer;
+
+export class AdmqClient {
+  readonly serviceUrl: string;
+  readonly #stub: BrokerStub;
+  readonly #messageBytesMax: number;
+  readonly #backoffInitialMs: number;
+  readonly #backoffMaxMs: number;
+  readonly #operationTimeoutMs: number;
+  readonly #producers = new Set<AnyProducer>();
+  readonly #consumers = new Set<AdmqConsumer>();
+  #closed = false;
+
+  constructor(options: ClientOptions = {}) {
+    this.serviceUrl = options.serviceUrl ?? '127.0.0.1:6650';
+    this.#messageBytesMax = positive('messageBytesMax', options.messageBytesMax ?? 5 * 1024 * 1024);
+    this.#backoffInitialMs = positive('backoffInitialMs', options.backoffInitialMs ?? 100);
+    this.#backoffMaxMs = positive('backoffMaxMs', options.backoffMaxMs ?? 60_000);
+    this.#operationTimeoutMs = nonNegative('operationTimeoutMs', options.operationTimeoutMs ?? 30_000);
+    if (this.#backoffMaxMs < this.#backoffInitialMs) {
+      throw new AdmqClientError(ErrorCode.Config, `backoffMaxMs (${this.#backoffMaxMs}) must be at least backoffInitialMs (${this.#backoffInitialMs})`);
+    }
+    this.#stub = createStub(this.serviceUrl, options.credentials ?? grpc.credentials.createInsecure(), this.#messageBytesMax);
+  }
+
+  #context() {
+    return {
+      stub: this.#stub,
+      messageBytesMax: this.#messageBytesMax,
+      backoffInitialMs: this.#backoffInitialMs,
+      backoffMaxMs: this.#backoffMaxMs,
+      operationTimeoutMs: this.#operationTimeoutMs,
+    };
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new AdmqClientError(ErrorCode.Closed, 'client is closed');
+  }
+
+  /** Number of partitions of a topic (0: not partitioned). */
+  async partitions(topic: string): Promise<number> {
+    this.#assertOpen();
+    return (await topicMetadata(this.#stub, topic, this.#operationTimeoutMs)).partitions;
+  }
+
+  async createProducer(options: ProducerOptions): Promise<AnyProducer> {
+    this.#assertOpen();
+    const meta = await topicMetadata(this.#stub, options.topic, this.#operationTimeoutMs);
+    let producer: AnyProducer;
+    if (meta.partitions === 0) {
+      producer = await new Producer(this.#context(), { ...options, topic: meta.topic }).open();
+    } else {
+      const parts = await Promise.all(
+        Array.from({ length: meta.partitions }, (_, i) =>
+          new Producer(this.#context(), { ...options, topic: `${meta.topic}-partition-${i}` }).open(),
+        ),
+      );
+      producer = new PartitionedProducer(meta.topic, parts);
+    }
+    this.#producers.add(producer);
+    return producer;
+  }
+
+  async subscribe(options: ConsumerOptions): Promise<AdmqConsumer> {
+    this.#assertOpen();
+    const meta = await topicMetadata(this.#stub, options.topic, this.#operationTimeoutMs);
+    let consumer: AdmqConsumer;
+    if (meta.partitions === 0) {
+      consumer = await new Consumer(this.#context(), { ...options, topic: meta.topic }).open();
+    } else {
+      const parts = await Promise.all(
+        Array.from({ length: meta.partitions }, (_, i) =>
+          new Consumer(this.#context(), { ...options, topic: `${meta.topic}-partition-${i}` }).open(),
+        ),
+      );
+      consumer = new PartitionedConsumer(meta.topic, parts);
+    }
+    this.#consumers.add(consumer);
+    return consumer;
+  }
+
+  /** Closes every producer (after their pending sends) and consumer, then the channel. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled([...this.#producers].map((p) => p.close()));
+    await Promise.allSettled([...this.#consumers].map((c) => c.close()));
+    this.#stub.close();
+  }
+}

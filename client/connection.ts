@@ -1,0 +1,51 @@
+// The gRPC stub shared by a client's producers and consumers.
+import * as grpc from '@grpc/grpc-js';
+import { loadPackageDefinition, type TopicMetadata } from '../proto/index.ts';
+import { AdmqClientError } from './errors.ts';
+
+export interface BrokerStub extends grpc.Client {
+  GetTopicMetadata(
+    request: { topic: string },
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: (error: grpc.ServiceError | null, response?: TopicMetadata) => void,
+  ): grpc.ClientUnaryCall;
+  Produce(options?: grpc.CallOptions): grpc.ClientDuplexStream<unknown, unknown>;
+  Consume(options?: grpc.CallOptions): grpc.ClientDuplexStream<unknown, unknown>;
+}
+
+export function createStub(serviceUrl: string, credentials: grpc.ChannelCredentials, messageBytesMax: number): BrokerStub {
+  const pkg = grpc.loadPackageDefinition(loadPackageDefinition()) as unknown as {
+    admq: { v1: { Broker: new (address: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions) => BrokerStub } };
+  };
+  return new pkg.admq.v1.Broker(serviceUrl, credentials, {
+    'grpc.max_receive_message_length': messageBytesMax * 2 + 1024 * 1024,
+    'grpc.max_send_message_length': messageBytesMax * 2 + 1024 * 1024,
+    'grpc.initial_reconnect_backoff_ms': 100,
+    'grpc.max_reconnect_backoff_ms': 5000,
+    'grpc.keepalive_time_ms': 30_000,
+  });
+}
+
+export function topicMetadata(stub: BrokerStub, topic: string, timeoutMs: number): Promise<TopicMetadata> {
+  return new Promise((resolve, reject) => {
+    stub.GetTopicMetadata({ topic }, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => {
+      if (error) reject(AdmqClientError.fromServiceError(error));
+      else resolve(response as TopicMetadata);
+    });
+  });
+}
+
+/** Bounded-time wait used between reconnect attempts; cancelled when the owner closes. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done);
+  });
+}

@@ -1,0 +1,378 @@
+// Consumer: receives within its permits (flow control), acks individually or
+// cumulatively, negatively acks, seeks, and resubscribes with bounded backoff when the
+// stream breaks. After a reconnect the node redelivers whatever was not acknowledged.
+import type * as grpc from '@grpc/grpc-js';
+import {
+  ErrorCode,
+  type ConsumeResponse,
+  type InitialPositionName,
+  type SubscriptionTypeName,
+  type WireMessage,
+} from '../proto/index.ts';
+import { Backoff } from './backoff.ts';
+import { sleep, type BrokerStub } from './connection.ts';
+import { AdmqClientError } from './errors.ts';
+import { nonNegative, positive } from './producer.ts';
+
+export type SubscriptionType = 'exclusive' | 'shared' | 'failover' | 'key_shared';
+
+export interface ConsumerOptions {
+  topic: string;
+  subscription: string;
+  /** Default 'exclusive'. */
+  subscriptionType?: SubscriptionType;
+  consumerName?: string;
+  /** Where a new subscription starts. Default 'latest'. */
+  initialPosition?: 'earliest' | 'latest';
+  /** Messages buffered ahead of receive(); the permits granted to the node. Default 1,000. */
+  receiverQueueSize?: number;
+  /** Unacknowledged messages are redelivered after this time. 0 (default) disables it. */
+  ackTimeoutMs?: number;
+  /** Delay before a negatively acknowledged message comes back. Default: the node's (1,000 ms). */
+  negativeAckRedeliveryDelayMs?: number;
+  /** Failover subscriptions: lower is preferred. Default 0. */
+  priorityLevel?: number;
+}
+
+export interface Message {
+  /** Topic (or partition) the message came from; acks go back to it. */
+  topic: string;
+  offset: number;
+  originRegion: string;
+  originPosition: number;
+  hlc: bigint;
+  producerName: string;
+  sequenceId: number;
+  publishTimeMs: number;
+  eventTimeMs: number;
+  key: string | undefined;
+  properties: Record<string, string>;
+  payload: Buffer;
+  redeliveryCount: number;
+}
+
+const WIRE_TYPE: Record<SubscriptionType, SubscriptionTypeName> = {
+  exclusive: 'EXCLUSIVE',
+  shared: 'SHARED',
+  failover: 'FAILOVER',
+  key_shared: 'KEY_SHARED',
+};
+
+export interface ConsumerContext {
+  stub: BrokerStub;
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  operationTimeoutMs: number;
+}
+
+type State = 'connecting' | 'ready' | 'closed';
+
+/** What every consumer offers, whether on one topic or on the partitions of one. */
+export interface AdmqConsumer extends AsyncIterable<Message> {
+  receive(timeoutMs?: number): Promise<Message>;
+  ack(message: Message): void;
+  ackCumulative(message: Message): void;
+  nack(message: Message): void;
+  redeliverUnacknowledged(): void;
+  seek(target: { offset: number } | { publishTimeMs: number }): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class Consumer implements AdmqConsumer {
+  readonly topic: string;
+  readonly subscription: string;
+  #state: State = 'connecting';
+  #stream: grpc.ClientDuplexStream<unknown, unknown> | undefined;
+  #queue: Message[] = [];
+  #waiters: Waiter[] = [];
+  #consumedSinceFlow = 0;
+  #requestId = 0;
+  readonly #seeks = new Map<number, { resolve: () => void; reject: (e: AdmqClientError) => void }>();
+  readonly #options: Required<Omit<ConsumerOptions, 'consumerName' | 'negativeAckRedeliveryDelayMs'>> & { consumerName: string; negativeAckRedeliveryDelayMs: number };
+  readonly #abort = new AbortController();
+  readonly #backoff: Backoff;
+  #opened: { resolve: () => void; reject: (e: AdmqClientError) => void } | undefined;
+  #active = true;
+  /** Server-side errors not tied to a request (e.g. a checksum failure), surfaced on receive(). */
+  #failure: AdmqClientError | undefined;
+  onActiveChange: ((active: boolean) => void) | undefined;
+
+  constructor(
+    private readonly ctx: ConsumerContext,
+    options: ConsumerOptions,
+  ) {
+    this.topic = options.topic;
+    this.subscription = options.subscription;
+    const type = options.subscriptionType ?? 'exclusive';
+    if (!(type in WIRE_TYPE)) throw new AdmqClientError(ErrorCode.Config, `subscriptionType must be one of ${Object.keys(WIRE_TYPE).join(', ')}; got ${type}`);
+    this.#options = {
+      topic: options.topic,
+      subscription: options.subscription,
+      subscriptionType: type,
+      consumerName: options.consumerName ?? '',
+      initialPosition: options.initialPosition ?? 'latest',
+      receiverQueueSize: positive('receiverQueueSize', options.receiverQueueSize ?? 1000),
+      ackTimeoutMs: nonNegative('ackTimeoutMs', options.ackTimeoutMs ?? 0),
+      negativeAckRedeliveryDelayMs: nonNegative('negativeAckRedeliveryDelayMs', options.negativeAckRedeliveryDelayMs ?? 0),
+      priorityLevel: options.priorityLevel ?? 0,
+    };
+    this.#backoff = new Backoff(ctx.backoffInitialMs, ctx.backoffMaxMs);
+  }
+
+  /** Failover subscriptions: whether this consumer is the active one. */
+  get isActive(): boolean {
+    return this.#active;
+  }
+
+  async open(): Promise<this> {
+    await this.#connect();
+    return this;
+  }
+
+  #connect(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#opened = { resolve, reject };
+      const stream = this.ctx.stub.Consume();
+      this.#stream = stream;
+      stream.on('data', (response: ConsumeResponse) => this.#onResponse(stream, response));
+      stream.on('error', (error: grpc.ServiceError) => this.#onStreamEnd(stream, AdmqClientError.fromServiceError(error)));
+      stream.on('end', () => this.#onStreamEnd(stream, new AdmqClientError(ErrorCode.Connection, 'the node closed the consume stream')));
+      const initialPosition: InitialPositionName = this.#options.initialPosition === 'earliest' ? 'EARLIEST' : 'LATEST';
+      stream.write({
+        subscribe: {
+          topic: this.topic,
+          subscription: this.subscription,
+          type: WIRE_TYPE[this.#options.subscriptionType],
+          consumerName: this.#options.consumerName,
+          initialPosition,
+          ackTimeoutMs: this.#options.ackTimeoutMs,
+          negativeAckRedeliveryDelayMs: this.#options.negativeAckRedeliveryDelayMs,
+          priorityLevel: this.#options.priorityLevel,
+        },
+      });
+    });
+  }
+
+  #onResponse(stream: grpc.ClientDuplexStream<unknown, unknown>, response: ConsumeResponse): void {
+    if (stream !== this.#stream) return;
+    switch (response.response) {
+      case 'subscribed':
+        this.#state = 'ready';
+        this.#backoff.reset();
+        // Messages buffered from the old stream will be redelivered: drop them.
+        this.#queue = [];
+        this.#consumedSinceFlow = 0;
+        stream.write({ flow: { permits: this.#options.receiverQueueSize } });
+        this.#opened?.resolve();
+        this.#opened = undefined;
+        return;
+      case 'messages':
+        for (const wire of response.messages?.messages ?? []) this.#push(toMessage(this.topic, wire));
+        return;
+      case 'seekDone': {
+        this.#queue = [];
+        this.#consumedSinceFlow = 0;
+        stream.write({ flow: { permits: this.#options.receiverQueueSize } });
+        const id = Number(response.seekDone?.requestId ?? 0);
+        const pending = this.#seeks.get(id);
+        this.#seeks.delete(id);
+        pending?.resolve();
+        return;
+      }
+      case 'activeChange':
+        this.#active = response.activeChange?.isActive ?? false;
+        this.onActiveChange?.(this.#active);
+        return;
+      case 'error': {
+        const error = AdmqClientError.fromWire(response.error!);
+        const waiter = this.#waiters.shift();
+        if (waiter) {
+          if (waiter.timer) clearTimeout(waiter.timer);
+          waiter.reject(error);
+        } else this.#failure = error;
+        return;
+      }
+    }
+  }
+
+  #push(message: Message): void {
+    const waiter = this.#waiters.shift();
+    if (waiter) {
+      if (waiter.timer) clearTimeout(waiter.timer);
+      this.#consumed();
+      waiter.resolve(message);
+    } else this.#queue.push(message);
+  }
+
+  /** Grants permits back in half-queue steps, as Pulsar clients do, to keep the pipe full without chattiness. */
+  #consumed(): void {
+    this.#consumedSinceFlow++;
+    if (this.#consumedSinceFlow >= Math.max(1, Math.floor(this.#options.receiverQueueSize / 2))) {
+      this.#stream?.write({ flow: { permits: this.#consumedSinceFlow } });
+      this.#consumedSinceFlow = 0;
+    }
+  }
+
+  #onStreamEnd(stream: grpc.ClientDuplexStream<unknown, unknown>, error: AdmqClientError): void {
+    if (stream !== this.#stream) return;
+    this.#stream = undefined;
+    if (this.#state === 'closed') return;
+    if (!error.retriable) {
+      if (this.#opened) {
+        this.#opened.reject(error);
+        this.#opened = undefined;
+      }
+      this.#fail(error);
+      return;
+    }
+    this.#state = 'connecting';
+    void this.#reconnectLoop();
+  }
+
+  async #reconnectLoop(): Promise<void> {
+    while (this.#state === 'connecting') {
+      await sleep(this.#backoff.next(), this.#abort.signal);
+      if (this.#abort.signal.aborted) return;
+      try {
+        await this.#connect();
+        return;
+      } catch (error) {
+        if (!(error as AdmqClientError).retriable) {
+          this.#fail(error as AdmqClientError);
+          return;
+        }
+      }
+    }
+  }
+
+  #fail(error: AdmqClientError): void {
+    this.#state = 'closed';
+    this.#abort.abort();
+    for (const w of this.#waiters) {
+      if (w.timer) clearTimeout(w.timer);
+      w.reject(error);
+    }
+    this.#waiters = [];
+    for (const s of this.#seeks.values()) s.reject(error);
+    this.#seeks.clear();
+  }
+
+  /** Resolves with the next message; rejects with ADMQ_ERR_TIMEOUT after timeoutMs if given. */
+  receive(timeoutMs?: number): Promise<Message> {
+    if (this.#failure) {
+      const failure = this.#failure;
+      this.#failure = undefined;
+      return Promise.reject(failure);
+    }
+    const next = this.#queue.shift();
+    if (next) {
+      this.#consumed();
+      return Promise.resolve(next);
+    }
+    if (this.#state === 'closed') return Promise.reject(new AdmqClientError(ErrorCode.Closed, 'consumer is closed'));
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject };
+      if (timeoutMs !== undefined) {
+        waiter.timer = setTimeout(() => {
+          this.#waiters = this.#waiters.filter((w) => w !== waiter);
+          reject(new AdmqClientError(ErrorCode.Timeout, `no message within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.#waiters.push(waiter);
+    });
+  }
+
+  ack(message: Message): void {
+    this.#stream?.write({ ack: { type: 'INDIVIDUAL', offsets: [message.offset] } });
+  }
+
+  /** Acknowledges every message up to and including this one (exclusive and failover only). */
+  ackCumulative(message: Message): void {
+    this.#stream?.write({ ack: { type: 'CUMULATIVE', offsets: [message.offset] } });
+  }
+
+  nack(message: Message): void {
+    this.#stream?.write({ nack: { offsets: [message.offset] } });
+  }
+
+  redeliverUnacknowledged(): void {
+    this.#queue = [];
+    this.#stream?.write({ redeliverUnacked: {} });
+  }
+
+  /** Moves the subscription; the next message received is the target. */
+  seek(target: { offset: number } | { publishTimeMs: number }): Promise<void> {
+    const stream = this.#stream;
+    if (!stream || this.#state !== 'ready') return Promise.reject(new AdmqClientError(ErrorCode.Connection, 'consumer is not connected'));
+    const requestId = ++this.#requestId;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#seeks.delete(requestId);
+        reject(new AdmqClientError(ErrorCode.Timeout, `seek not confirmed within ${this.ctx.operationTimeoutMs} ms`));
+      }, this.ctx.operationTimeoutMs);
+      this.#seeks.set(requestId, {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      stream.write({ seek: 'offset' in target ? { offset: target.offset, requestId } : { publishTimeMs: target.publishTimeMs, requestId } });
+    });
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
+    while (this.#state !== 'closed') {
+      try {
+        yield await this.receive();
+      } catch (error) {
+        if ((error as AdmqClientError).code === ErrorCode.Closed) return;
+        throw error;
+      }
+    }
+  }
+
+  /** Idempotent. Unacknowledged messages go back to the subscription. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#fail(new AdmqClientError(ErrorCode.Closed, 'consumer is closed'));
+    const stream = this.#stream;
+    this.#stream = undefined;
+    if (stream) {
+      await new Promise<void>((resolve) => {
+        stream.once('end', resolve);
+        stream.once('error', () => resolve());
+        stream.once('close', resolve);
+        stream.end();
+        setTimeout(resolve, 2000).unref();
+      });
+    }
+  }
+}
+
+function toMessage(topic: string, w: WireMessage): Message {
+  return {
+    topic,
+    offset: Number(w.offset),
+    originRegion: w.originRegion,
+    originPosition: Number(w.originPosition),
+    hlc: BigInt(w.hlc),
+    producerName: w.producerName,
+    sequenceId: Number(w.sequenceId),
+    publishTimeMs: Number(w.publishTimeMs),
+    eventTimeMs: Number(w.eventTimeMs),
+    key: w.hasKey ? w.key : undefined,
+    properties: w.properties ?? {},
+    payload: w.payload,
+    redeliveryCount: w.redeliveryCount,
+  };
+}
+
+interface Waiter {
+  resolve: (m: Message) => void;
+  reject: (e: AdmqClientError) => void;
+  timer?: NodeJS.Timeout;
+}

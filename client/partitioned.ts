@@ -1,0 +1,152 @@
+// Producers and consumers over the partitions of a partitioned topic. A key always goes
+// to the same partition (so per-key order holds); messages without a key are spread
+// round-robin.
+import { ErrorCode } from '../proto/index.ts';
+import { AdmqClientError } from './errors.ts';
+import type { AdmqConsumer, Consumer, Message } from './consumer.ts';
+import type { MessageId, OutgoingMessage, Producer } from './producer.ts';
+
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+export function partitionForKey(key: string, partitions: number): number {
+  return fnv1a(key) % partitions;
+}
+
+export class PartitionedProducer {
+  #next = 0;
+  constructor(
+    readonly topic: string,
+    readonly partitions: Producer[],
+  ) {}
+
+  send(message: OutgoingMessage): Promise<MessageId> {
+    const index = message.key !== undefined ? partitionForKey(message.key, this.partitions.length) : this.#next++ % this.partitions.length;
+    return (this.partitions[index] as Producer).send(message);
+  }
+
+  flush(): void {
+    for (const p of this.partitions) p.flush();
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.partitions.map((p) => p.drain()));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.partitions.map((p) => p.close()));
+  }
+}
+
+export class PartitionedConsumer implements AdmqConsumer {
+  #queue: Message[] = [];
+  #waiters: Waiter[] = [];
+  #closed = false;
+  readonly #byTopic: Map<string, Consumer>;
+
+  constructor(
+    readonly topic: string,
+    readonly partitions: Consumer[],
+  ) {
+    this.#byTopic = new Map(partitions.map((c) => [c.topic, c]));
+    for (const c of partitions) void this.#pump(c);
+  }
+
+  async #pump(consumer: Consumer): Promise<void> {
+    while (!this.#closed) {
+      let message: Message;
+      try {
+        message = await consumer.receive();
+      } catch (error) {
+        if ((error as AdmqClientError).code === ErrorCode.Closed) return;
+        const waiter = this.#waiters.shift();
+        waiter?.reject(error as AdmqClientError);
+        continue;
+      }
+      const waiter = this.#waiters.shift();
+      if (waiter) {
+        if (waiter.timer) clearTimeout(waiter.timer);
+        waiter.resolve(message);
+      } else this.#queue.push(message);
+    }
+  }
+
+  receive(timeoutMs?: number): Promise<Message> {
+    const next = this.#queue.shift();
+    if (next) return Promise.resolve(next);
+    if (this.#closed) return Promise.reject(new AdmqClientError(ErrorCode.Closed, 'consumer is closed'));
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject };
+      if (timeoutMs !== undefined) {
+        waiter.timer = setTimeout(() => {
+          this.#waiters = this.#waiters.filter((w) => w !== waiter);
+          reject(new AdmqClientError(ErrorCode.Timeout, `no message within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.#waiters.push(waiter);
+    });
+  }
+
+  #owner(message: Message): Consumer {
+    const owner = this.#byTopic.get(message.topic);
+    if (!owner) throw new AdmqClientError(ErrorCode.BadRequest, `message from ${message.topic} does not belong to ${this.topic}`);
+    return owner;
+  }
+
+  ack(message: Message): void {
+    this.#owner(message).ack(message);
+  }
+
+  ackCumulative(message: Message): void {
+    this.#owner(message).ackCumulative(message);
+  }
+
+  nack(message: Message): void {
+    this.#owner(message).nack(message);
+  }
+
+  redeliverUnacknowledged(): void {
+    this.#queue = [];
+    for (const c of this.partitions) c.redeliverUnacknowledged();
+  }
+
+  /** Seeking by publish time applies to every partition; by offset is refused (offsets are per partition). */
+  async seek(target: { offset: number } | { publishTimeMs: number }): Promise<void> {
+    if ('offset' in target) {
+      throw new AdmqClientError(ErrorCode.BadRequest, 'seek by offset needs a single partition; subscribe to a partition topic instead');
+    }
+    this.#queue = [];
+    await Promise.all(this.partitions.map((c) => c.seek(target)));
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
+    while (!this.#closed) {
+      try {
+        yield await this.receive();
+      } catch (error) {
+        if ((error as AdmqClientError).code === ErrorCode.Closed) return;
+        throw error;
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const w of this.#waiters) w.reject(new AdmqClientError(ErrorCode.Closed, 'consumer is closed'));
+    this.#waiters = [];
+    await Promise.all(this.partitions.map((c) => c.close()));
+  }
+}
+
+interface Waiter {
+  resolve: (m: Message) => void;
+  reject: (e: AdmqClientError) => void;
+  timer?: NodeJS.Timeout;
+}

@@ -1,0 +1,364 @@
+// Producer: batches sends, resolves each only after the node has durably committed it,
+// and reconnects with bounded backoff, resending unacknowledged messages with their
+// original sequence ids (the node deduplicates them).
+import type * as grpc from '@grpc/grpc-js';
+import { ErrorCode, type OutboundMessage, type ProduceResponse, type SendReceipt } from '../proto/index.ts';
+import { Backoff } from './backoff.ts';
+import { sleep, type BrokerStub } from './connection.ts';
+import { AdmqClientError } from './errors.ts';
+
+export interface ProducerOptions {
+  topic: string;
+  /** Names the producer for deduplication; a restarted producer with the same name continues its sequence. */
+  producerName?: string;
+  /** Maximum messages in one batch. Default 1,000. 1 disables batching. */
+  batchingMaxMessages?: number;
+  /** Maximum payload bytes in one batch. Default 128 KiB. */
+  batchingMaxBytes?: number;
+  /** How long a batch may wait for more messages, in ms. Default 1. */
+  batchingMaxDelayMs?: number;
+  /** Maximum messages sent but not yet acknowledged; send() fails with ADMQ_ERR_QUEUE_FULL beyond it. Default 50,000. */
+  maxPendingMessages?: number;
+  /** A send not acknowledged within this time fails with ADMQ_ERR_TIMEOUT. 0: never. Default 30,000 ms. */
+  sendTimeoutMs?: number;
+}
+
+export interface OutgoingMessage {
+  payload: Buffer | string | Uint8Array;
+  key?: string;
+  properties?: Record<string, string>;
+  eventTimeMs?: number;
+}
+
+export interface MessageId {
+  /** The topic (or partition) that stored the message. */
+  topic: string;
+  /** Local position in that topic's log; -1 for a duplicate whose original position is no longer known. */
+  offset: number;
+  sequenceId: number;
+  /** True when the node had stored this sequence id before (a resend). */
+  duplicate: boolean;
+  /** Hybrid logical clock timestamp assigned by the node. */
+  hlc: bigint;
+}
+
+interface PendingSend {
+  sequenceId: number;
+  message: OutboundMessage;
+  bytes: number;
+  enqueuedAtMs: number;
+  resolve: (id: MessageId) => void;
+  reject: (error: AdmqClientError) => void;
+}
+
+type State = 'connecting' | 'ready' | 'closing' | 'closed';
+
+export interface ProducerContext {
+  stub: BrokerStub;
+  messageBytesMax: number;
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  operationTimeoutMs: number;
+}
+
+export class Producer {
+  readonly topic: string;
+  #name: string;
+  #state: State = 'connecting';
+  #stream: grpc.ClientDuplexStream<unknown, unknown> | undefined;
+  #lastSequenceId = -1;
+  #batch: PendingSend[] = [];
+  #batchBytes = 0;
+  #lingerTimer: NodeJS.Timeout | undefined;
+  #requestId = 0;
+  readonly #inflight = new Map<number, PendingSend[]>();
+  #unsent: PendingSend[][] = [];
+  #pendingCount = 0;
+  readonly #options: Required<Omit<ProducerOptions, 'producerName'>>;
+  readonly #abort = new AbortController();
+  readonly #backoff: Backoff;
+  #timeoutTimer: NodeJS.Timeout | undefined;
+  #drainWaiters: Array<() => void> = [];
+  #opened: { resolve: () => void; reject: (e: AdmqClientError) => void } | undefined;
+
+  constructor(
+    private readonly ctx: ProducerContext,
+    options: ProducerOptions,
+  ) {
+    this.topic = options.topic;
+    this.#name = options.producerName ?? '';
+    this.#options = {
+      topic: options.topic,
+      batchingMaxMessages: positive('batchingMaxMessages', options.batchingMaxMessages ?? 1000),
+      batchingMaxBytes: positive('batchingMaxBytes', options.batchingMaxBytes ?? 128 * 1024),
+      batchingMaxDelayMs: nonNegative('batchingMaxDelayMs', options.batchingMaxDelayMs ?? 1),
+      maxPendingMessages: positive('maxPendingMessages', options.maxPendingMessages ?? 50_000),
+      sendTimeoutMs: nonNegative('sendTimeoutMs', options.sendTimeoutMs ?? 30_000),
+    };
+    this.#backoff = new Backoff(ctx.backoffInitialMs, ctx.backoffMaxMs);
+  }
+
+  get producerName(): string {
+    return this.#name;
+  }
+
+  get lastSequenceId(): number {
+    return this.#lastSequenceId;
+  }
+
+  get pendingCount(): number {
+    return this.#pendingCount;
+  }
+
+  /** Opens the stream; resolves when the node has accepted the producer. */
+  async open(): Promise<this> {
+    await this.#connect();
+    if (this.#options.sendTimeoutMs > 0) {
+      this.#timeoutTimer = setInterval(() => this.#expire(), Math.min(1000, this.#options.sendTimeoutMs));
+      this.#timeoutTimer.unref();
+    }
+    return this;
+  }
+
+  #connect(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#opened = { resolve, reject };
+      const stream = this.ctx.stub.Produce();
+      this.#stream = stream;
+      stream.on('data', (response: ProduceResponse) => this.#onResponse(stream, response));
+      stream.on('error', (error: grpc.ServiceError) => this.#onStreamEnd(stream, AdmqClientError.fromServiceError(error)));
+      stream.on('end', () => this.#onStreamEnd(stream, new AdmqClientError(ErrorCode.Connection, 'the node closed the produce stream')));
+      stream.write({ open: { topic: this.topic, producerName: this.#name } });
+    });
+  }
+
+  #onResponse(stream: grpc.ClientDuplexStream<unknown, unknown>, response: ProduceResponse): void {
+    if (stream !== this.#stream) return;
+    switch (response.response) {
+      case 'opened': {
+        const opened = response.opened!;
+        this.#name = opened.producerName;
+        const stored = Number(opened.lastSequenceId);
+        if (stored > this.#lastSequenceId) this.#lastSequenceId = stored;
+        this.#state = this.#state === 'closing' ? 'closing' : 'ready';
+        this.#backoff.reset();
+        // Resend everything not acknowledged, oldest first, with the original sequence ids.
+        const resend = [...this.#inflight.values(), ...this.#unsent];
+        this.#inflight.clear();
+        this.#unsent = [];
+        for (const batch of resend) this.#write(batch);
+        this.#opened?.resolve();
+        this.#opened = undefined;
+        return;
+      }
+      case 'receipt':
+        this.#onReceipt(response.receipt!);
+        return;
+      case 'error': {
+        const error = response.error!;
+        const requestId = Number(error.requestId);
+        const batch = this.#inflight.get(requestId);
+        if (!batch) return;
+        this.#inflight.delete(requestId);
+        const typed = AdmqClientError.fromWire(error);
+        for (const p of batch) p.reject(typed);
+        this.#settled(batch.length);
+        return;
+      }
+    }
+  }
+
+  #onReceipt(receipt: SendReceipt): void {
+    const requestId = Number(receipt.requestId);
+    const batch = this.#inflight.get(requestId);
+    if (!batch) return;
+    this.#inflight.delete(requestId);
+    batch.forEach((p, i) => {
+      const r = receipt.results[i];
+      if (!r) {
+        p.reject(new AdmqClientError(ErrorCode.Internal, `receipt ${requestId} lacks result ${i}`));
+        return;
+      }
+      p.resolve({ topic: this.topic, offset: Number(r.offset), sequenceId: p.sequenceId, duplicate: r.duplicate, hlc: BigInt(r.hlc) });
+    });
+    this.#settled(batch.length);
+  }
+
+  #settled(count: number): void {
+    this.#pendingCount -= count;
+    if (this.#pendingCount === 0 && this.#batch.length === 0) {
+      const waiters = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  #onStreamEnd(stream: grpc.ClientDuplexStream<unknown, unknown>, error: AdmqClientError): void {
+    if (stream !== this.#stream) return;
+    this.#stream = undefined;
+    if (this.#state === 'closed') return;
+    if (this.#opened && !error.retriable) {
+      this.#opened.reject(error);
+      this.#opened = undefined;
+      this.#fail(error);
+      return;
+    }
+    if (!error.retriable) {
+      this.#fail(error);
+      return;
+    }
+    this.#state = this.#state === 'closing' ? 'closing' : 'connecting';
+    void this.#reconnectLoop();
+  }
+
+  async #reconnectLoop(): Promise<void> {
+    while (this.#state === 'connecting' || this.#state === 'closing') {
+      await sleep(this.#backoff.next(), this.#abort.signal);
+      if (this.#abort.signal.aborted) return;
+      try {
+        await this.#connect();
+        return;
+      } catch (error) {
+        const typed = error as AdmqClientError;
+        if (!typed.retriable) {
+          this.#fail(typed);
+          return;
+        }
+      }
+    }
+  }
+
+  #fail(error: AdmqClientError): void {
+    this.#state = 'closed';
+    this.#abort.abort();
+    const all = [...this.#inflight.values(), ...this.#unsent, this.#batch].flat();
+    this.#inflight.clear();
+    this.#unsent = [];
+    this.#batch = [];
+    for (const p of all) p.reject(error);
+    this.#settled(all.length);
+    if (this.#timeoutTimer) clearInterval(this.#timeoutTimer);
+  }
+
+  #expire(): void {
+    const now = Date.now();
+    const limit = this.#options.sendTimeoutMs;
+    for (const [requestId, batch] of this.#inflight) {
+      const first = batch[0];
+      if (first && now - first.enqueuedAtMs > limit) {
+        this.#inflight.delete(requestId);
+        const error = new AdmqClientError(ErrorCode.Timeout, `send not acknowledged within sendTimeoutMs (${limit} ms)`);
+        for (const p of batch) p.reject(error);
+        this.#settled(batch.length);
+      }
+    }
+    this.#unsent = this.#unsent.filter((batch) => {
+      const first = batch[0];
+      if (!first || now - first.enqueuedAtMs <= limit) return true;
+      const error = new AdmqClientError(ErrorCode.Timeout, `send not acknowledged within sendTimeoutMs (${limit} ms); the node is unreachable`);
+      for (const p of batch) p.reject(error);
+      this.#settled(batch.length);
+      return false;
+    });
+  }
+
+  /** Queues a message; resolves with its id once the node has durably stored it. */
+  send(message: OutgoingMessage): Promise<MessageId> {
+    if (this.#state === 'closed' || this.#state === 'closing') {
+      return Promise.reject(new AdmqClientError(ErrorCode.Closed, `producer ${this.#name} is closed`));
+    }
+    if (this.#pendingCount >= this.#options.maxPendingMessages) {
+      return Promise.reject(
+        new AdmqClientError(ErrorCode.QueueFull, `producer has ${this.#pendingCount} unacknowledged messages (maxPendingMessages)`),
+      );
+    }
+    const payload = typeof message.payload === 'string' ? Buffer.from(message.payload) : Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength);
+    let size = payload.length + (message.key ? Buffer.byteLength(message.key) : 0);
+    for (const name in message.properties ?? {}) size += name.length + (message.properties?.[name]?.length ?? 0);
+    if (size > this.ctx.messageBytesMax) {
+      return Promise.reject(
+        new AdmqClientError(ErrorCode.MessageTooLarge, `message of ${size} bytes exceeds messageBytesMax (${this.ctx.messageBytesMax} bytes)`),
+      );
+    }
+    const sequenceId = ++this.#lastSequenceId;
+    return new Promise((resolve, reject) => {
+      const wire: OutboundMessage = {
+        sequenceId,
+        payload,
+        key: message.key ?? '',
+        hasKey: message.key !== undefined,
+        properties: message.properties ?? {},
+        eventTimeMs: message.eventTimeMs ?? 0,
+      };
+      if (this.#batch.length > 0 && this.#batchBytes + payload.length > this.#options.batchingMaxBytes) this.#flushBatch();
+      this.#batch.push({ sequenceId, message: wire, bytes: payload.length, enqueuedAtMs: Date.now(), resolve, reject });
+      this.#batchBytes += payload.length;
+      this.#pendingCount++;
+      if (this.#batch.length >= this.#options.batchingMaxMessages || this.#batchBytes >= this.#options.batchingMaxBytes) {
+        this.#flushBatch();
+      } else if (!this.#lingerTimer) {
+        this.#lingerTimer = setTimeout(() => this.#flushBatch(), this.#options.batchingMaxDelayMs);
+      }
+    });
+  }
+
+  /** Sends the current batch now. */
+  flush(): void {
+    this.#flushBatch();
+  }
+
+  #flushBatch(): void {
+    if (this.#lingerTimer) clearTimeout(this.#lingerTimer);
+    this.#lingerTimer = undefined;
+    if (this.#batch.length === 0) return;
+    const batch = this.#batch;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    if ((this.#state === 'ready' || this.#state === 'closing') && this.#stream && !this.#opened) this.#write(batch);
+    else this.#unsent.push(batch);
+  }
+
+  #write(batch: PendingSend[]): void {
+    const stream = this.#stream;
+    if (!stream) {
+      this.#unsent.push(batch);
+      return;
+    }
+    const requestId = ++this.#requestId;
+    this.#inflight.set(requestId, batch);
+    stream.write({ send: { requestId, messages: batch.map((p) => p.message) } });
+  }
+
+  /** Waits until every queued message is acknowledged (or failed). */
+  async drain(): Promise<void> {
+    this.#flushBatch();
+    if (this.#pendingCount === 0) return;
+    await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** Flushes, waits for outstanding acknowledgements, and closes the stream. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return;
+    if (this.#state !== 'closing') {
+      this.#state = 'closing';
+      await this.drain();
+    }
+    this.#state = 'closed';
+    this.#abort.abort();
+    if (this.#timeoutTimer) clearInterval(this.#timeoutTimer);
+    this.#stream?.end();
+    this.#stream = undefined;
+  }
+}
+
+function positive(field: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new AdmqClientError(ErrorCode.Config, `${field} must be a positive integer; got ${value}`);
+  return value;
+}
+
+function nonNegative(field: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0) throw new AdmqClientError(ErrorCode.Config, `${field} must be a non-negative integer; got ${value}`);
+  return value;
+}
+
+export { positive, nonNegative };

@@ -1,0 +1,161 @@
+// The admin REST API: JSON over HTTP, for the CLI, curl and the future console.
+// Every route is listed in docs/admin-api.md. Errors are {"code": "ADMQ_ERR_…", "message": "…"}.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { ErrorCode } from '../proto/index.ts';
+import type { Broker } from './broker/broker.ts';
+import { AdmqError, BadRequestError, httpStatusOf, toAdmqError } from './errors.ts';
+import { parseTopicName } from './names.ts';
+
+const BODY_BYTES_MAX = 1024 * 1024;
+
+type Handler = (params: string[], body: unknown, query: URLSearchParams) => Promise<unknown> | unknown;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  handler: Handler;
+}
+
+function readBody(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > BODY_BYTES_MAX) {
+        reject(new BadRequestError(`request body exceeds ${BODY_BYTES_MAX} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (size === 0) return resolve(undefined);
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch (error) {
+        reject(new BadRequestError(`request body is not valid JSON: ${(error as Error).message}`));
+      }
+    });
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, value: unknown): void {
+  const body = value === undefined ? '' : JSON.stringify(value, null, 2);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function objectBody(body: unknown): Record<string, unknown> {
+  if (body === undefined) return {};
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequestError('request body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+export function buildAdminRoutes(broker: Broker, info: () => Record<string, unknown>): Route[] {
+  const seg = '([^/]+)';
+  const topicName = (p: string[]): string => parseTopicName(`${p[0]}/${p[1]}/${p[2]}`).full;
+  const r = (method: string, path: string, handler: Handler): Route => ({
+    method,
+    pattern: new RegExp(`^/admin/v1${path.replaceAll(':x', seg)}$`),
+    handler,
+  });
+  const md = broker.metadata;
+  return [
+    r('GET', '/health', () => ({ status: 'ok', region: broker.region })),
+    r('GET', '/node', () => info()),
+    r('GET', '/tenants', () => md.listTenants().map((t) => t.name)),
+    r('GET', '/tenants/:x', (p) => md.requireTenant(p[0] as string)),
+    r('PUT', '/tenants/:x', async (p, body) => {
+      const b = objectBody(body);
+      return md.createTenant(p[0] as string, { allowedRegions: b.allowedRegions as string[] | undefined });
+    }),
+    r('DELETE', '/tenants/:x', async (p) => {
+      await md.deleteTenant(p[0] as string);
+      return undefined;
+    }),
+    r('GET', '/namespaces/:x', (p) => md.listNamespaces(p[0] as string).map((n) => `${n.tenant}/${n.namespace}`)),
+    r('GET', '/namespaces/:x/:x', (p) => md.requireNamespace(p[0] as string, p[1] as string)),
+    r('PUT', '/namespaces/:x/:x', (p) => md.createNamespace(p[0] as string, p[1] as string)),
+    r('DELETE', '/namespaces/:x/:x', async (p) => {
+      await md.deleteNamespace(p[0] as string, p[1] as string);
+      return undefined;
+    }),
+    r('GET', '/topics/:x/:x', (p) =>
+      md.listTopics(p[0] as string, p[1] as string).map((t) => ({ name: t.name, partitions: t.partitions })),
+    ),
+    r('GET', '/topics/:x/:x/:x', (p) => {
+      const record = broker.topicRecord(topicName(p));
+      return { name: record.name, partitions: record.partitions, createdAtMs: record.createdAtMs };
+    }),
+    r('PUT', '/topics/:x/:x/:x', async (p, body) => {
+      const b = objectBody(body);
+      const partitions = b.partitions ?? 0;
+      if (typeof partitions !== 'number') throw new BadRequestError('partitions must be a number');
+      const record = await broker.createTopic(topicName(p), partitions);
+      return { name: record.name, partitions: record.partitions };
+    }),
+    r('DELETE', '/topics/:x/:x/:x', async (p, _b, q) => {
+      await broker.deleteTopic(topicName(p), q.get('force') === 'true');
+      return undefined;
+    }),
+    r('GET', '/topics/:x/:x/:x/stats', (p) => broker.stats(topicName(p))),
+    r('GET', '/topics/:x/:x/:x/subscriptions', (p) => [...broker.topic(topicName(p)).subscriptions.keys()]),
+    r('PUT', '/topics/:x/:x/:x/subscriptions/:x', (p, body) => {
+      const b = objectBody(body);
+      const position = b.position ?? 'latest';
+      if (position !== 'latest' && position !== 'earliest') throw new BadRequestError('position must be "earliest" or "latest"');
+      const topic = broker.topic(topicName(p));
+      if (topic.subscriptions.has(p[3] as string)) throw new AdmqError(ErrorCode.AlreadyExists, `subscription "${p[3]}" already exists`);
+      const sub = topic.subscription(p[3] as string, 'exclusive', position, true);
+      return { subscription: sub.name, ackedBelow: sub.ackedBelow };
+    }),
+    r('DELETE', '/topics/:x/:x/:x/subscriptions/:x', (p, _b, q) => {
+      broker.topic(topicName(p)).deleteSubscription(p[3] as string, q.get('force') === 'true');
+      return undefined;
+    }),
+  ];
+}
+
+export function startAdminServer(options: {
+  broker: Broker;
+  host: string;
+  port: number;
+  info: () => Record<string, unknown>;
+  log: (line: string) => void;
+}): Promise<Server> {
+  const routes = buildAdminRoutes(options.broker, options.info);
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    let matchedPath = false;
+    for (const route of routes) {
+      const match = route.pattern.exec(path);
+      if (!match) continue;
+      matchedPath = true;
+      if (route.method !== req.method) continue;
+      const params = match.slice(1).map((s) => decodeURIComponent(s));
+      readBody(req)
+        .then((body) => route.handler(params, body, url.searchParams))
+        .then(
+          (value) => send(res, value === undefined ? 204 : req.method === 'PUT' ? 201 : 200, value),
+          (error: unknown) => {
+            const typed = toAdmqError(error);
+            if (typed.code === ErrorCode.Internal) options.log(`[admin] ${req.method} ${path} failed: ${typed.stack ?? typed.message}`);
+            send(res, httpStatusOf(typed.code), { code: typed.code, message: typed.message });
+          },
+        );
+      return;
+    }
+    if (matchedPath) send(res, 405, { code: ErrorCode.BadRequest, message: `method ${req.method} is not allowed on ${path}` });
+    else send(res, 404, { code: ErrorCode.BadRequest, message: `no admin route ${req.method} ${path}` });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}

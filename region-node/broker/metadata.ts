@@ -1,0 +1,170 @@
+// Tenants, namespaces and topics of one region node, kept in the node's LMDB metadata
+// table. (Issue 8 puts the same interface in front of etcd for a regional cluster.)
+import { ErrorCode } from '../../proto/index.ts';
+import { AdmqError, BadRequestError, NotFoundError } from '../errors.ts';
+import { parseTopicName, partitionName, validateNamespaceName, validateTenantName, type TopicName } from '../names.ts';
+import type { LogStore } from '../storage/log-store.ts';
+
+export interface TenantRecord {
+  name: string;
+  allowedRegions: string[];
+  createdAtMs: number;
+}
+
+export interface NamespaceRecord {
+  tenant: string;
+  namespace: string;
+  createdAtMs: number;
+}
+
+export interface TopicRecord {
+  name: string;
+  /** 0 for a partitioned topic's parent record, which has no log of its own. */
+  id: number;
+  partitions: number;
+  createdAtMs: number;
+}
+
+export const PARTITIONS_MAX = 1024;
+
+export class MetadataManager {
+  constructor(
+    private readonly store: LogStore,
+    private readonly nowMs: () => number,
+  ) {}
+
+  listTenants(): TenantRecord[] {
+    return this.store.metaRange<TenantRecord>(['tenant']).map((e) => e.value);
+  }
+
+  getTenant(name: string): TenantRecord | undefined {
+    return this.store.metaGet<TenantRecord>(['tenant', name]);
+  }
+
+  requireTenant(name: string): TenantRecord {
+    const tenant = this.getTenant(validateTenantName(name));
+    if (!tenant) throw new NotFoundError(ErrorCode.TenantNotFound, `tenant "${name}" does not exist`);
+    return tenant;
+  }
+
+  async createTenant(name: string, options: { allowedRegions?: string[] } = {}): Promise<TenantRecord> {
+    validateTenantName(name);
+    if (this.getTenant(name)) throw new AdmqError(ErrorCode.AlreadyExists, `tenant "${name}" already exists`);
+    const allowedRegions = options.allowedRegions ?? [this.store.region];
+    if (!Array.isArray(allowedRegions) || allowedRegions.some((r) => typeof r !== 'string' || !/^[a-z][a-z0-9-]*$/.test(r))) {
+      throw new BadRequestError('allowedRegions must be a list of lowercase region names');
+    }
+    const record: TenantRecord = { name, allowedRegions, createdAtMs: this.nowMs() };
+    await this.store.metaWrite((txn) => txn.put(['tenant', name], record));
+    return record;
+  }
+
+  async deleteTenant(name: string): Promise<void> {
+    this.requireTenant(name);
+    const namespaces = this.listNamespaces(name);
+    if (namespaces.length > 0) {
+      throw new AdmqError(ErrorCode.NotEmpty, `tenant "${name}" still has ${namespaces.length} namespace(s); delete them first`);
+    }
+    await this.store.metaWrite((txn) => txn.remove(['tenant', name]));
+  }
+
+  listNamespaces(tenant: string): NamespaceRecord[] {
+    this.requireTenant(tenant);
+    return this.store.metaRange<NamespaceRecord>(['namespace', tenant]).map((e) => e.value);
+  }
+
+  getNamespace(tenant: string, namespace: string): NamespaceRecord | undefined {
+    return this.store.metaGet<NamespaceRecord>(['namespace', tenant, namespace]);
+  }
+
+  requireNamespace(tenant: string, namespace: string): NamespaceRecord {
+    this.requireTenant(tenant);
+    validateNamespaceName(tenant, namespace);
+    const record = this.getNamespace(tenant, namespace);
+    if (!record) throw new NotFoundError(ErrorCode.NamespaceNotFound, `namespace "${tenant}/${namespace}" does not exist`);
+    return record;
+  }
+
+  async createNamespace(tenant: string, namespace: string): Promise<NamespaceRecord> {
+    this.requireTenant(tenant);
+    validateNamespaceName(tenant, namespace);
+    if (this.getNamespace(tenant, namespace)) {
+      throw new AdmqError(ErrorCode.AlreadyExists, `namespace "${tenant}/${namespace}" already exists`);
+    }
+    const record: NamespaceRecord = { tenant, namespace, createdAtMs: this.nowMs() };
+    await this.store.metaWrite((txn) => txn.put(['namespace', tenant, namespace], record));
+    return record;
+  }
+
+  async deleteNamespace(tenant: string, namespace: string): Promise<void> {
+    this.requireNamespace(tenant, namespace);
+    const topics = this.listTopics(tenant, namespace);
+    if (topics.length > 0) {
+      throw new AdmqError(ErrorCode.NotEmpty, `namespace "${tenant}/${namespace}" still has ${topics.length} topic(s); delete them first`);
+    }
+    await this.store.metaWrite((txn) => txn.remove(['namespace', tenant, namespace]));
+  }
+
+  /** Topics of a namespace, without the partitions of partitioned topics. */
+  listTopics(tenant: string, namespace: string): TopicRecord[] {
+    this.requireNamespace(tenant, namespace);
+    return this.store
+      .metaRange<TopicRecord>(['topic', tenant, namespace])
+      .map((e) => e.value)
+      .filter((t) => parseTopicName(t.name).partitionOf === undefined || !this.isPartitionOfParent(t.name));
+  }
+
+  private isPartitionOfParent(name: string): boolean {
+    const parsed = parseTopicName(name);
+    if (!parsed.partitionOf) return false;
+    const parent = this.getTopic(`persistent://${parsed.tenant}/${parsed.namespace}/${parsed.partitionOf.topic}`);
+    return parent !== undefined && parent.partitions > parsed.partitionOf.index;
+  }
+
+  getTopic(fullName: string): TopicRecord | undefined {
+    const name = parseTopicName(fullName);
+    return this.store.metaGet<TopicRecord>(['topic', name.tenant, name.namespace, name.topic]);
+  }
+
+  requireTopic(name: TopicName): TopicRecord {
+    this.requireNamespace(name.tenant, name.namespace);
+    const record = this.getTopic(name.full);
+    if (!record) throw new NotFoundError(ErrorCode.TopicNotFound, `topic "${name.full}" does not exist`);
+    return record;
+  }
+
+  async createTopic(name: TopicName, partitions: number): Promise<TopicRecord> {
+    this.requireNamespace(name.tenant, name.namespace);
+    if (!Number.isInteger(partitions) || partitions < 0 || partitions > PARTITIONS_MAX) {
+      throw new BadRequestError(`partitions must be an integer from 0 to ${PARTITIONS_MAX}; got ${partitions}`);
+    }
+    if (this.getTopic(name.full)) throw new AdmqError(ErrorCode.AlreadyExists, `topic "${name.full}" already exists`);
+    const now = this.nowMs();
+    let record: TopicRecord | undefined;
+    await this.store.metaWrite((txn) => {
+      if (partitions === 0) {
+        record = { name: name.full, id: this.store.nextTopicId(), partitions: 0, createdAtMs: now };
+        txn.put(['topic', name.tenant, name.namespace, name.topic], record);
+        return;
+      }
+      record = { name: name.full, id: 0, partitions, createdAtMs: now };
+      txn.put(['topic', name.tenant, name.namespace, name.topic], record);
+      for (let i = 0; i < partitions; i++) {
+        const part = partitionName(name, i);
+        const partRecord: TopicRecord = { name: part.full, id: this.store.nextTopicId(), partitions: 0, createdAtMs: now };
+        txn.put(['topic', part.tenant, part.namespace, part.topic], partRecord);
+      }
+    });
+    return record as TopicRecord;
+  }
+
+  async removeTopicRecords(name: TopicName, record: TopicRecord): Promise<void> {
+    await this.store.metaWrite((txn) => {
+      txn.remove(['topic', name.tenant, name.namespace, name.topic]);
+      for (let i = 0; i < record.partitions; i++) {
+        const part = partitionName(name, i);
+        txn.remove(['topic', part.tenant, part.namespace, part.topic]);
+      }
+    });
+  }
+}

@@ -1,0 +1,107 @@
+// Configuration of a region node. Validated once at start-up; every error names the field.
+// docs: README.md "Configuration" lists each field with its unit and default.
+import { resolve } from 'node:path';
+import { ConfigError } from './errors.ts';
+import type { Durability } from './storage/log-store.ts';
+
+export interface RegionNodeConfig {
+  /** Region name, lowercase. Default "standalone". */
+  region: string;
+  /** Directory of the node's LMDB environment. Default "./data/<region>". */
+  dataDir: string;
+  /** Host and port of the gRPC client API. Port 0 picks a free port. Default 127.0.0.1:6650. */
+  grpcHost: string;
+  grpcPort: number;
+  /** Host and port of the admin REST API. Default 127.0.0.1:8080. */
+  adminHost: string;
+  adminPort: number;
+  /** "fsync" (default): a send is acknowledged only after fsync. "none": no fsync — tests and benchmarks only. */
+  durability: Durability;
+  /** Largest message (payload, key and properties), in bytes. Default 5 MiB. */
+  messageBytesMax: number;
+  /** Largest accepted skew of a remote HLC ahead of local time, in ms. Default 500. */
+  maxClockOffsetMs: number;
+  /** Entries a subscription may hold back for redelivery or key ordering. Default 10,000. */
+  replayEntriesMax: number;
+  /** Entries handed out per dispatch round before yielding to I/O. Default 1,000. */
+  dispatchBatchMax: number;
+  /** Default delay before a negatively acked message is redelivered, in ms. Default 1,000. */
+  negativeAckRedeliveryDelayMs: number;
+  /** Tenant/namespace created on first start so that a new node is usable at once; "" for none. Default "public/default". */
+  bootstrapNamespace: string;
+  /** Time given to in-flight calls on shutdown before they are cancelled, in ms. Default 5,000. */
+  shutdownGraceMs: number;
+}
+
+export const DEFAULT_CONFIG: RegionNodeConfig = {
+  region: 'standalone',
+  dataDir: '',
+  grpcHost: '127.0.0.1',
+  grpcPort: 6650,
+  adminHost: '127.0.0.1',
+  adminPort: 8080,
+  durability: 'fsync',
+  messageBytesMax: 5 * 1024 * 1024,
+  maxClockOffsetMs: 500,
+  replayEntriesMax: 10_000,
+  dispatchBatchMax: 1_000,
+  negativeAckRedeliveryDelayMs: 1_000,
+  bootstrapNamespace: 'public/default',
+  shutdownGraceMs: 5_000,
+};
+
+function integer(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${field} must be an integer from ${min} to ${max}; got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function text(field: string, value: unknown): string {
+  if (typeof value !== 'string') throw new ConfigError(`${field} must be a string; got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** Fills defaults and validates. Unknown fields are refused: a typo must not pass silently. */
+export function validateConfig(input: Partial<RegionNodeConfig> & Record<string, unknown>): RegionNodeConfig {
+  for (const key of Object.keys(input)) {
+    if (!(key in DEFAULT_CONFIG)) throw new ConfigError(`unknown setting "${key}"`);
+  }
+  const merged = { ...DEFAULT_CONFIG, ...stripUndefined(input) } as RegionNodeConfig;
+  const region = text('region', merged.region);
+  if (!/^[a-z][a-z0-9-]{0,62}$/.test(region)) {
+    throw new ConfigError(`region must be a lowercase name of letters, digits and '-' starting with a letter; got "${region}"`);
+  }
+  const durability = merged.durability;
+  if (durability !== 'fsync' && durability !== 'none') {
+    throw new ConfigError(`durability must be "fsync" or "none"; got ${JSON.stringify(durability)}`);
+  }
+  const bootstrap = text('bootstrapNamespace', merged.bootstrapNamespace);
+  if (bootstrap !== '' && !/^[a-zA-Z0-9_.=-]+\/[a-zA-Z0-9_.=-]+$/.test(bootstrap)) {
+    throw new ConfigError(`bootstrapNamespace must be "tenant/namespace" or ""; got "${bootstrap}"`);
+  }
+  const config: RegionNodeConfig = {
+    region,
+    dataDir: resolve(text('dataDir', merged.dataDir) || `./data/${region}`),
+    grpcHost: text('grpcHost', merged.grpcHost),
+    grpcPort: integer('grpcPort', merged.grpcPort, 0, 65535),
+    adminHost: text('adminHost', merged.adminHost),
+    adminPort: integer('adminPort', merged.adminPort, 0, 65535),
+    durability,
+    messageBytesMax: integer('messageBytesMax', merged.messageBytesMax, 1, 64 * 1024 * 1024),
+    maxClockOffsetMs: integer('maxClockOffsetMs', merged.maxClockOffsetMs, 1, 3_600_000),
+    replayEntriesMax: integer('replayEntriesMax', merged.replayEntriesMax, 1, 10_000_000),
+    dispatchBatchMax: integer('dispatchBatchMax', merged.dispatchBatchMax, 1, 100_000),
+    negativeAckRedeliveryDelayMs: integer('negativeAckRedeliveryDelayMs', merged.negativeAckRedeliveryDelayMs, 0, 86_400_000),
+    bootstrapNamespace: bootstrap,
+    shutdownGraceMs: integer('shutdownGraceMs', merged.shutdownGraceMs, 0, 600_000),
+  };
+  if (config.grpcPort !== 0 && config.grpcPort === config.adminPort && config.grpcHost === config.adminHost) {
+    throw new ConfigError(`grpcPort and adminPort are both ${config.grpcPort}; they must differ`);
+  }
+  return config;
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,311 @@
+// The client-facing gRPC API (proto/admq.proto): produce and consume streams.
+//
+// Every failure a client can cause ends in a typed error: on the stream as an `Error`
+// message when the stream can go on, or as the call's status with `admq-error-code` in
+// the trailers when it cannot. Malformed request bytes are caught in the deserializer,
+// so a bad frame is answered with ADMQ_ERR_BAD_REQUEST instead of an untyped INTERNAL.
+import * as grpc from '@grpc/grpc-js';
+import {
+  ERROR_CODE_METADATA_KEY,
+  ErrorCode,
+  loadPackageDefinition,
+  type ConsumeRequest,
+  type ConsumeResponse,
+  type OutboundMessage,
+  type ProduceRequest,
+  type ProduceResponse,
+  type TopicMetadataRequest,
+  type WireMessage,
+} from '../proto/index.ts';
+import type { Broker } from './broker/broker.ts';
+import { subscriptionTypeFromWire, type ConsumerSink, type Delivery, type Subscription } from './broker/subscription.ts';
+import type { ProducerInfo, Topic } from './broker/topic.ts';
+import { AdmqError, BadRequestError, grpcStatusOf, toAdmqError } from './errors.ts';
+import { parseTopicName, validateProducerName } from './names.ts';
+import type { AppendMessage } from './storage/log-store.ts';
+
+const MALFORMED = Symbol('malformed');
+interface Malformed {
+  [MALFORMED]: Error;
+}
+
+function isMalformed(value: unknown): value is Malformed {
+  return typeof value === 'object' && value !== null && MALFORMED in value;
+}
+
+function statusFor(error: AdmqError): grpc.StatusObject {
+  const metadata = new grpc.Metadata();
+  metadata.set(ERROR_CODE_METADATA_KEY, error.code);
+  return { code: grpcStatusOf(error.code), details: `${error.code}: ${error.message}`, metadata };
+}
+
+function failCall(call: grpc.ServerDuplexStream<unknown, unknown>, error: unknown): void {
+  const typed = toAdmqError(error);
+  call.emit('error', statusFor(typed));
+}
+
+function u64(value: string | number | undefined, field: string): number {
+  const n = typeof value === 'number' ? value : Number(value ?? 0);
+  if (!Number.isSafeInteger(n) || n < 0) throw new BadRequestError(`${field} must be a non-negative integer below 2^53; got ${value}`);
+  return n;
+}
+
+export function toWireMessage(d: Delivery): WireMessage {
+  const e = d.entry;
+  return {
+    offset: e.offset,
+    originRegion: e.originRegion,
+    originPosition: e.originPosition,
+    hlc: e.hlc.toString(),
+    producerName: e.producerName,
+    sequenceId: e.sequenceId,
+    publishTimeMs: e.publishTimeMs,
+    key: e.key ?? '',
+    hasKey: e.key !== undefined,
+    properties: e.properties,
+    payload: e.payload,
+    redeliveryCount: d.redeliveryCount,
+    eventTimeMs: e.eventTimeMs,
+  };
+}
+
+export interface GrpcServiceOptions {
+  broker: Broker;
+  nowMs: () => number;
+  log: (line: string) => void;
+}
+
+let producerCounter = 0;
+
+export function buildBrokerService(options: GrpcServiceOptions): { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation; closeAll(): void } {
+  const pkg = grpc.loadPackageDefinition(loadPackageDefinition()) as unknown as {
+    admq: { v1: { Broker: { service: grpc.ServiceDefinition } } };
+  };
+  const base = pkg.admq.v1.Broker.service;
+  // Wrap request deserializers so that malformed bytes become a value the handler answers.
+  const wrapped: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(base)) {
+    wrapped[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return method.requestDeserialize(bytes);
+        } catch (error) {
+          return { [MALFORMED]: error as Error };
+        }
+      },
+    };
+  }
+  const definition = wrapped as grpc.ServiceDefinition;
+  const { broker } = options;
+  const open = new Set<grpc.ServerDuplexStream<unknown, unknown>>();
+
+  const getTopicMetadata: grpc.handleUnaryCall<TopicMetadataRequest | Malformed, unknown> = (call, callback) => {
+    try {
+      if (isMalformed(call.request)) throw new BadRequestError(`malformed TopicMetadataRequest: ${call.request[MALFORMED].message}`);
+      const name = parseTopicName(call.request.topic);
+      const record = broker.topicRecord(name.full);
+      callback(null, { topic: name.full, partitions: record.partitions });
+    } catch (error) {
+      const status = statusFor(toAdmqError(error));
+      callback({ code: status.code, details: status.details, metadata: status.metadata });
+    }
+  };
+
+  const produce = (call: grpc.ServerDuplexStream<ProduceRequest | Malformed, ProduceResponse>): void => {
+    open.add(call as grpc.ServerDuplexStream<unknown, unknown>);
+    let topic: Topic | undefined;
+    let producer: ProducerInfo | undefined;
+    let ended = false;
+    const finish = (): void => {
+      if (ended) return;
+      ended = true;
+      open.delete(call as grpc.ServerDuplexStream<unknown, unknown>);
+      if (topic && producer) topic.producers.delete(producer);
+    };
+    call.on('error', finish);
+    call.on('close', finish);
+    call.on('cancelled', finish);
+    call.on('end', () => {
+      finish();
+      call.end();
+    });
+    call.on('data', (request: ProduceRequest | Malformed) => {
+      try {
+        if (isMalformed(request)) throw new BadRequestError(`malformed ProduceRequest: ${request[MALFORMED].message}`);
+        if (!producer || !topic) {
+          if (request.request !== 'open' || !request.open) throw new BadRequestError('the first request of a produce stream must be "open"');
+          const name = parseTopicName(request.open.topic);
+          const t = broker.topic(name);
+          const producerName = request.open.producerName
+            ? validateProducerName(request.open.producerName)
+            : `${broker.region}-${process.pid}-${++producerCounter}-${options.nowMs().toString(36)}`;
+          for (const p of t.producers) {
+            if (p.name === producerName) {
+              throw new AdmqError(ErrorCode.InUse, `producer "${producerName}" is already connected to ${name.full}`);
+            }
+          }
+          producer = { name: producerName, connectedAtMs: options.nowMs(), address: call.getPeer(), messagesIn: 0, bytesIn: 0 };
+          topic = t;
+          t.producers.add(producer);
+          call.write({
+            opened: { topic: name.full, producerName, lastSequenceId: t.lastSequenceId(producerName), region: broker.region },
+          });
+          return;
+        }
+        if (request.request !== 'send' || !request.send) throw new BadRequestError('expected a "send" request on an open producer stream');
+        handleSend(call, topic, producer, request.send.requestId, request.send.messages);
+      } catch (error) {
+        finish();
+        failCall(call as grpc.ServerDuplexStream<unknown, unknown>, error);
+      }
+    });
+  };
+
+  const handleSend = (
+    call: grpc.ServerDuplexStream<ProduceRequest | Malformed, ProduceResponse>,
+    topic: Topic,
+    producer: ProducerInfo,
+    requestIdRaw: string | number,
+    wire: OutboundMessage[],
+  ): void => {
+    const requestId = requestIdRaw;
+    let messages: AppendMessage[];
+    try {
+      messages = wire.map((m, i) => ({
+        producerName: producer.name,
+        sequenceId: u64(m.sequenceId, `messages[${i}].sequenceId`),
+        key: m.hasKey ? m.key : undefined,
+        properties: m.properties ?? {},
+        payload: m.payload,
+        eventTimeMs: u64(m.eventTimeMs, `messages[${i}].eventTimeMs`),
+      }));
+      if (messages.length === 0) throw new BadRequestError('a send batch must hold at least one message');
+    } catch (error) {
+      const typed = toAdmqError(error);
+      call.write({ error: { code: typed.code, message: typed.message, requestId } });
+      return;
+    }
+    topic.publish(producer, messages).then(
+      (results) => {
+        call.write({
+          receipt: {
+            requestId,
+            results: results.map((r) => ({ sequenceId: r.sequenceId, offset: r.offset, duplicate: r.duplicate, hlc: r.hlc.toString() })),
+          },
+        });
+      },
+      (error: unknown) => {
+        const typed = toAdmqError(error);
+        call.write({ error: { code: typed.code, message: typed.message, requestId } });
+      },
+    );
+  };
+
+  const consume = (call: grpc.ServerDuplexStream<ConsumeRequest | Malformed, ConsumeResponse>): void => {
+    open.add(call as grpc.ServerDuplexStream<unknown, unknown>);
+    let subscription: Subscription | undefined;
+    let sink: ConsumerSink | undefined;
+    let ended = false;
+    const finish = (): void => {
+      if (ended) return;
+      ended = true;
+      open.delete(call as grpc.ServerDuplexStream<unknown, unknown>);
+      if (subscription && sink) subscription.removeConsumer(sink);
+    };
+    call.on('error', finish);
+    call.on('close', finish);
+    call.on('cancelled', finish);
+    call.on('end', () => {
+      finish();
+      call.end();
+    });
+    call.on('data', (request: ConsumeRequest | Malformed) => {
+      try {
+        if (isMalformed(request)) throw new BadRequestError(`malformed ConsumeRequest: ${request[MALFORMED].message}`);
+        if (!subscription || !sink) {
+          if (request.request !== 'subscribe' || !request.subscribe) {
+            throw new BadRequestError('the first request of a consume stream must be "subscribe"');
+          }
+          const s = request.subscribe;
+          const name = parseTopicName(s.topic);
+          const topic = broker.topic(name);
+          const type = subscriptionTypeFromWire(s.type);
+          const consumerName = s.consumerName || `consumer-${++producerCounter}`;
+          const newSink: ConsumerSink = {
+            name: consumerName,
+            priorityLevel: s.priorityLevel ?? 0,
+            ackTimeoutMs: s.ackTimeoutMs ?? 0,
+            negativeAckRedeliveryDelayMs: s.negativeAckRedeliveryDelayMs ?? 0,
+            deliver: (deliveries) => {
+              if (!ended) call.write({ messages: { messages: deliveries.map(toWireMessage) } });
+            },
+            activeChanged: (isActive) => {
+              if (!ended) call.write({ activeChange: { isActive } });
+            },
+            seekReset: (requestId, offset) => {
+              if (!ended) call.write({ seekDone: { requestId, offset } });
+            },
+            readFailed: (error) => {
+              if (!ended) call.write({ error: { code: error.code, message: error.message, requestId: 0 } });
+            },
+          };
+          call.write({ subscribed: { topic: name.full, subscription: s.subscription, consumerName, region: broker.region } });
+          subscription = topic.attach(s.subscription, type, s.initialPosition === 'EARLIEST' ? 'earliest' : 'latest', newSink);
+          sink = newSink;
+          return;
+        }
+        switch (request.request) {
+          case 'flow':
+            subscription.flow(sink, request.flow?.permits ?? 0);
+            return;
+          case 'ack': {
+            const offsets = (request.ack?.offsets ?? []).map((o, i) => u64(o, `offsets[${i}]`));
+            if (offsets.length > 0) subscription.ack(offsets, request.ack?.type === 'CUMULATIVE');
+            return;
+          }
+          case 'nack':
+            subscription.nack(sink, (request.nack?.offsets ?? []).map((o, i) => u64(o, `offsets[${i}]`)));
+            return;
+          case 'redeliverUnacked':
+            subscription.redeliverUnacked(sink);
+            return;
+          case 'seek': {
+            const seek = request.seek;
+            const requestId = u64(seek?.requestId, 'requestId');
+            let target: number;
+            if (seek?.target === 'offset') target = u64(seek.offset, 'offset');
+            else if (seek?.target === 'publishTimeMs') {
+              target = broker.store.findOffsetByPublishTime(subscription.log, u64(seek.publishTimeMs, 'publishTimeMs'));
+            } else throw new BadRequestError('seek needs an offset or a publishTimeMs');
+            subscription.seek(target, requestId);
+            return;
+          }
+          default:
+            throw new BadRequestError(`unexpected request "${request.request ?? 'none'}" on a consume stream`);
+        }
+      } catch (error) {
+        const typed = toAdmqError(error);
+        if (!subscription) {
+          finish();
+          failCall(call as grpc.ServerDuplexStream<unknown, unknown>, typed);
+        } else {
+          // The consumer stays attached: one bad request does not cost it its place.
+          call.write({ error: { code: typed.code, message: typed.message, requestId: 0 } });
+        }
+      }
+    });
+  };
+
+  return {
+    definition,
+    implementation: {
+      GetTopicMetadata: getTopicMetadata as grpc.UntypedHandleCall,
+      Produce: produce as grpc.UntypedHandleCall,
+      Consume: consume as grpc.UntypedHandleCall,
+    },
+    closeAll: () => {
+      for (const call of open) failCall(call, new AdmqError(ErrorCode.ShuttingDown, 'the node is shutting down'));
+    },
+  };
+}

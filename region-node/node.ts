@@ -1,0 +1,114 @@
+// Composition of a standalone region node: storage, broker, gRPC API and admin API.
+import type { Server as HttpServer } from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import { Broker } from './broker/broker.ts';
+import { validateConfig, type RegionNodeConfig } from './config.ts';
+import { startAdminServer } from './admin-http.ts';
+import { buildBrokerService } from './grpc-service.ts';
+import { LogStore } from './storage/log-store.ts';
+import { AdmqError } from './errors.ts';
+import { ErrorCode } from '../proto/index.ts';
+
+export interface RegionNodeDeps {
+  /** Physical time source for the HLC and timestamps; tests inject a skewed one. */
+  readPhysicalMs?: () => number;
+  log?: (line: string) => void;
+}
+
+export interface RegionNodeHandle {
+  readonly config: RegionNodeConfig;
+  /** host:port of the gRPC API, with the real port when 0 was asked for. */
+  readonly grpcAddress: string;
+  /** http://host:port of the admin API. */
+  readonly adminUrl: string;
+  readonly broker: Broker;
+  /** Stops serving, waits for queued writes to reach disk, closes storage. Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDeps = {}): Promise<RegionNodeHandle> {
+  const config = validateConfig(input);
+  const readPhysicalMs = deps.readPhysicalMs ?? Date.now;
+  const log = deps.log ?? ((line: string) => console.log(line));
+  const store = LogStore.open({
+    dataDir: config.dataDir,
+    region: config.region,
+    durability: config.durability,
+    readPhysicalMs,
+    maxClockOffsetMs: config.maxClockOffsetMs,
+  });
+  const broker = new Broker(store, {
+    messageBytesMax: config.messageBytesMax,
+    replayEntriesMax: config.replayEntriesMax,
+    dispatchBatchMax: config.dispatchBatchMax,
+    negativeAckRedeliveryDelayMs: config.negativeAckRedeliveryDelayMs,
+    nowMs: readPhysicalMs,
+  });
+  if (config.bootstrapNamespace) {
+    const [tenant, namespace] = config.bootstrapNamespace.split('/') as [string, string];
+    if (!broker.metadata.getTenant(tenant)) await broker.metadata.createTenant(tenant);
+    if (!broker.metadata.getNamespace(tenant, namespace)) await broker.metadata.createNamespace(tenant, namespace);
+  }
+
+  const service = buildBrokerService({ broker, nowMs: readPhysicalMs, log });
+  // A batch may hold one message of messageBytesMax plus framing; allow twice that so an
+  // oversize message still reaches our own check and gets a typed error.
+  const grpcServer = new grpc.Server({
+    'grpc.max_receive_message_length': config.messageBytesMax * 2 + 1024 * 1024,
+    'grpc.max_send_message_length': config.messageBytesMax * 2 + 1024 * 1024,
+  });
+  grpcServer.addService(service.definition, service.implementation);
+  let grpcPort: number;
+  let httpServer: HttpServer;
+  try {
+    grpcPort = await new Promise<number>((resolve, reject) => {
+      grpcServer.bindAsync(`${config.grpcHost}:${config.grpcPort}`, grpc.ServerCredentials.createInsecure(), (error, port) =>
+        error ? reject(new AdmqError(ErrorCode.Config, `cannot listen for gRPC on ${config.grpcHost}:${config.grpcPort}: ${error.message}`)) : resolve(port),
+      );
+    });
+    httpServer = await startAdminServer({
+      broker,
+      host: config.adminHost,
+      port: config.adminPort,
+      log,
+      info: () => ({ region: config.region, dataDir: config.dataDir, durability: config.durability, grpcAddress, adminUrl, pid: process.pid }),
+    }).catch((error: Error) => {
+      throw new AdmqError(ErrorCode.Config, `cannot listen for the admin API on ${config.adminHost}:${config.adminPort}: ${error.message}`);
+    });
+  } catch (error) {
+    grpcServer.forceShutdown();
+    broker.close();
+    await store.close();
+    throw error;
+  }
+  const address = httpServer.address();
+  const adminPort = typeof address === 'object' && address ? address.port : config.adminPort;
+  const grpcAddress = `${config.grpcHost}:${grpcPort}`;
+  const adminUrl = `http://${config.adminHost}:${adminPort}`;
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          grpcServer.forceShutdown();
+          resolve();
+        }, config.shutdownGraceMs);
+        service.closeAll();
+        grpcServer.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await new Promise<void>((resolve) => {
+        httpServer.close(() => resolve());
+        httpServer.closeAllConnections();
+      });
+      broker.close();
+      await store.close();
+    })();
+    return closing;
+  };
+
+  return { config, grpcAddress, adminUrl, broker, close };
+}

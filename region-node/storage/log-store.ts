@@ -1,0 +1,519 @@
+// The node's durable store: one LMDB environment holding every topic log, producer
+// dedupe marks, subscription cursors, metadata and the clock's bound.
+//
+// Group commit is the whole game (DESIGN §4): LMDB commits a few thousand durable
+// transactions per second but hundreds of thousands of puts per transaction. So appends
+// queue up while a commit is in flight and the next commit carries all of them. An
+// appended entry, its producer dedupe mark and the HLC bound are written in the same
+// transaction, so a crash never keeps one without the other.
+//
+// A commit becomes visible before it is durable (lmdb's overlappingSync lets the next
+// transaction start while the previous one is being fsynced). Nothing is acknowledged to
+// a producer, and nothing is delivered to a consumer, until its commit is flushed: each
+// topic log tracks `durableNextOffset` separately from `nextOffset`.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { HybridLogicalClock, type HlcTimestamp } from '../../conflict/index.ts';
+import { ErrorCode } from '../../proto/index.ts';
+import { AdmqError, InvariantViolation, assert, toAdmqError } from '../errors.ts';
+import { chunkKey, chunkKeyOffset, topicKeyPrefix, decodeChunk, encodeChunk, entryEncodedBytes, type Entry } from './entry-codec.ts';
+
+export type Durability = 'fsync' | 'none';
+
+export interface LogStoreOptions {
+  /** Directory of the LMDB environment; created if missing. */
+  dataDir: string;
+  region: string;
+  /** 'fsync' (default): acknowledge after the commit is on disk. 'none' is for tests and benchmarks only. */
+  durability: Durability;
+  readPhysicalMs: () => number;
+  maxClockOffsetMs: number;
+  /** Upper bound of one stored chunk; larger group commits are split. */
+  chunkBytesMax?: number;
+  chunkEntriesMax?: number;
+  /** How long dirty cursors may wait before a commit is forced for them. */
+  cursorFlushIntervalMs?: number;
+}
+
+export interface AppendMessage {
+  producerName: string;
+  sequenceId: number;
+  key: string | undefined;
+  properties: Record<string, string>;
+  payload: Buffer;
+  eventTimeMs: number;
+}
+
+export interface AppendResult {
+  sequenceId: number;
+  offset: number;
+  duplicate: boolean;
+  hlc: bigint;
+}
+
+export interface ProducerMark {
+  sequenceId: number;
+  offset: number;
+}
+
+/** In-memory state of one topic's log. */
+export class TopicLog {
+  /** Next offset to assign; counts commits that may not be flushed yet. */
+  nextOffset = 0;
+  /** Entries below this offset are durable and may be delivered. */
+  durableNextOffset = 0;
+  /** Offset of the first retained entry. */
+  firstOffset = 0;
+  lastPublishTimeMs = 0;
+  readonly producers = new Map<string, ProducerMark>();
+  /** Recently written or read chunks, decoded, by first offset. */
+  readonly chunkCache = new Map<number, Entry[]>();
+  readonly #durableListeners = new Set<() => void>();
+  bytesAppended = 0;
+  entriesAppended = 0;
+  deleted = false;
+
+  constructor(
+    readonly id: number,
+    readonly name: string,
+  ) {}
+
+  onDurable(listener: () => void): () => void {
+    this.#durableListeners.add(listener);
+    return () => this.#durableListeners.delete(listener);
+  }
+
+  notifyDurable(): void {
+    for (const listener of this.#durableListeners) listener();
+  }
+
+  get backlogCount(): number {
+    return this.durableNextOffset - this.firstOffset;
+  }
+}
+
+interface AppendRequest {
+  log: TopicLog;
+  messages: AppendMessage[];
+  resolve: (results: AppendResult[]) => void;
+  reject: (error: unknown) => void;
+}
+
+interface StagedLog {
+  log: TopicLog;
+  nextOffset: number;
+  lastPublishTimeMs: number;
+  producers: Map<string, ProducerMark>;
+  chunks: Array<{ base: number; entries: Entry[] }>;
+  bytes: number;
+  entries: number;
+}
+
+interface Staged {
+  logs: Map<TopicLog, StagedLog>;
+  results: Map<AppendRequest, AppendResult[]>;
+}
+
+const CHUNK_CACHE_MAX = 64;
+
+type MetaKey = Array<string | number>;
+
+export class LogStore {
+  readonly clock: HybridLogicalClock;
+  readonly region: string;
+  readonly #env: RootDatabase;
+  readonly #chunks: Database<Buffer, Buffer>;
+  readonly #meta: Database<unknown, MetaKey>;
+  readonly #options: Required<LogStoreOptions>;
+  #queue: AppendRequest[] = [];
+  #committing = false;
+  #closed = false;
+  #flushChain: Promise<unknown> = Promise.resolve();
+  readonly #dirtyCursors = new Map<string, { key: MetaKey; value: unknown }>();
+  #cursorTimer: NodeJS.Timeout | undefined;
+  readonly logs = new Map<number, TopicLog>();
+  commits = 0;
+
+  private constructor(options: Required<LogStoreOptions>) {
+    this.#options = options;
+    this.region = options.region;
+    mkdirSync(options.dataDir, { recursive: true });
+    this.#env = open({
+      path: join(options.dataDir, 'node.mdb'),
+      noSync: options.durability === 'none',
+      overlappingSync: true,
+      pageSize: 8192,
+      maxDbs: 8,
+    });
+    this.#chunks = this.#env.openDB<Buffer, Buffer>({ name: 'chunks', keyEncoding: 'binary', encoding: 'binary' });
+    this.#meta = this.#env.openDB<unknown, MetaKey>({ name: 'meta', encoding: 'msgpack' });
+    const bound = this.#meta.get(['hlc']);
+    this.clock = new HybridLogicalClock({
+      readPhysicalMs: options.readPhysicalMs,
+      initial: typeof bound === 'string' ? BigInt(bound) : 0n,
+      maxClockOffsetMs: options.maxClockOffsetMs,
+    });
+  }
+
+  static open(options: LogStoreOptions): LogStore {
+    return new LogStore({
+      chunkBytesMax: 1024 * 1024,
+      chunkEntriesMax: 4096,
+      cursorFlushIntervalMs: 100,
+      ...options,
+    });
+  }
+
+  // ------------------------------------------------------------------ metadata
+
+  metaGet<T>(key: MetaKey): T | undefined {
+    return this.#meta.get(key) as T | undefined;
+  }
+
+  metaRange<T>(prefix: MetaKey): Array<{ key: MetaKey; value: T }> {
+    const out: Array<{ key: MetaKey; value: T }> = [];
+    for (const { key, value } of this.#meta.getRange({ start: prefix, end: [...prefix, '\uffff'] })) {
+      if (key.length <= prefix.length) continue;
+      out.push({ key, value: value as T });
+    }
+    return out;
+  }
+
+  /** Runs metadata writes atomically and durably. */
+  async metaWrite(write: (txn: { put(key: MetaKey, value: unknown): void; remove(key: MetaKey): void }) => void): Promise<void> {
+    this.#assertOpen();
+    try {
+      await this.#meta.transaction(() => {
+        write({
+          put: (key, value) => void this.#meta.put(key, value),
+          remove: (key) => void this.#meta.remove(key),
+        });
+      });
+      await this.#env.flushed;
+    } catch (error) {
+      throw toAdmqError(error);
+    }
+  }
+
+  /** Allocates topic ids from a durable counter. Called inside metaWrite. */
+  nextTopicId(): number {
+    const current = (this.#meta.get(['counter', 'topicId']) as number | undefined) ?? 0;
+    this.#meta.put(['counter', 'topicId'], current + 1);
+    return current + 1;
+  }
+
+  // ------------------------------------------------------------------ topic logs
+
+  /** Loads (or returns) a topic log's state: tail offset from the last chunk, producer marks. */
+  openLog(id: number, name: string): TopicLog {
+    const existing = this.logs.get(id);
+    if (existing) return existing;
+    const log = new TopicLog(id, name);
+    for (const { key } of this.#chunks.getRange({ start: chunkKey(id, 0), end: chunkKey(id + 1, 0), limit: 1 })) {
+      log.firstOffset = chunkKeyOffset(key);
+    }
+    for (const { key, value } of this.#chunks.getRange({
+      start: chunkKey(id, Number.MAX_SAFE_INTEGER),
+      end: topicKeyPrefix(id),
+      reverse: true,
+      limit: 1,
+    })) {
+      const entries = decodeChunk(value, `${name} chunk ${chunkKeyOffset(key)}`);
+      const last = entries[entries.length - 1];
+      assert(last !== undefined, `${name}: empty chunk at ${chunkKeyOffset(key)}`);
+      log.nextOffset = last.offset + 1;
+      log.lastPublishTimeMs = last.publishTimeMs;
+    }
+    if (log.nextOffset === 0) log.firstOffset = (this.#meta.get(['logStart', id]) as number | undefined) ?? 0;
+    if (log.nextOffset === 0) log.nextOffset = log.firstOffset;
+    log.durableNextOffset = log.nextOffset;
+    for (const { key, value } of this.metaRange<ProducerMark>(['producer', id])) {
+      log.producers.set(String(key[2]), value);
+    }
+    this.logs.set(id, log);
+    return log;
+  }
+
+  /**
+   * Appends messages, deduplicating on (producerName, sequenceId). Resolves once the
+   * entries (or, for duplicates, their originals) are durable.
+   */
+  append(log: TopicLog, messages: AppendMessage[]): Promise<AppendResult[]> {
+    if (this.#closed) return Promise.reject(new AdmqError(ErrorCode.ShuttingDown, 'the node is shutting down'));
+    if (log.deleted) return Promise.reject(new AdmqError(ErrorCode.TopicNotFound, `topic ${log.name} was deleted`));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ log, messages, resolve, reject });
+      this.#kick();
+    });
+  }
+
+  #kick(): void {
+    if (this.#committing || this.#closed) return;
+    if (this.#queue.length === 0 && this.#dirtyCursors.size === 0) return;
+    this.#committing = true;
+    setImmediate(() => void this.#commitBatch());
+  }
+
+  async #commitBatch(): Promise<void> {
+    const batch = this.#queue;
+    this.#queue = [];
+    const cursors = [...this.#dirtyCursors.values()];
+    this.#dirtyCursors.clear();
+    let staged: Staged | undefined;
+    try {
+      await this.#chunks.transaction(() => {
+        staged = this.#stage(batch);
+        for (const { key, value } of cursors) {
+          if (value === undefined) this.#meta.remove(key);
+          else this.#meta.put(key, value);
+        }
+      });
+    } catch (error) {
+      const failure = toAdmqError(error);
+      console.error(`[storage] group commit of ${batch.length} append(s) failed: ${failure.code}: ${failure.message}`);
+      for (const request of batch) request.reject(failure);
+      // Cursor positions are advisory (acks may be redelivered); retry them later.
+      for (const cursor of cursors) {
+        const id = cursor.key.join('\u0000');
+        if (!this.#dirtyCursors.has(id)) this.#dirtyCursors.set(id, cursor);
+      }
+      this.#committing = false;
+      if (this.#queue.length > 0) this.#kick();
+      return;
+    }
+    assert(staged !== undefined, 'transaction callback did not run');
+    const done = staged;
+    this.commits++;
+    for (const s of done.logs.values()) {
+      assert(s.nextOffset >= s.log.nextOffset, `${s.log.name}: offset went backwards`);
+      s.log.nextOffset = s.nextOffset;
+      s.log.lastPublishTimeMs = s.lastPublishTimeMs;
+      for (const [name, mark] of s.producers) s.log.producers.set(name, mark);
+      for (const chunk of s.chunks) this.#cacheChunk(s.log, chunk.base, chunk.entries);
+      s.log.bytesAppended += s.bytes;
+      s.log.entriesAppended += s.entries;
+    }
+    const flushed = this.#env.flushed;
+    this.#committing = false;
+    this.#kick();
+    // Flushes complete in commit order; chaining keeps acknowledgements in that order too.
+    this.#flushChain = this.#flushChain.then(async () => {
+      try {
+        await flushed;
+      } catch (error) {
+        // A failed fsync leaves the disk state unknown; serving on would risk acking lost data.
+        console.error('[storage] fsync failed; stopping', error);
+        process.exit(70);
+      }
+      for (const s of done.logs.values()) {
+        if (s.nextOffset > s.log.durableNextOffset) s.log.durableNextOffset = s.nextOffset;
+        s.log.notifyDurable();
+      }
+      for (const [request, results] of done.results) request.resolve(results);
+    });
+  }
+
+  /** Runs inside the write transaction: assigns offsets and HLCs, writes chunks and marks. */
+  #stage(batch: AppendRequest[]): Staged {
+    const logs = new Map<TopicLog, StagedLog>();
+    const results = new Map<AppendRequest, AppendResult[]>();
+    const pending = new Map<TopicLog, Entry[]>();
+    for (const request of batch) {
+      const log = request.log;
+      let s = logs.get(log);
+      if (!s) {
+        s = { log, nextOffset: log.nextOffset, lastPublishTimeMs: log.lastPublishTimeMs, producers: new Map(), chunks: [], bytes: 0, entries: 0 };
+        logs.set(log, s);
+        pending.set(log, []);
+      }
+      const out: AppendResult[] = [];
+      const entries = pending.get(log) as Entry[];
+      for (const m of request.messages) {
+        const mark = m.producerName ? (s.producers.get(m.producerName) ?? log.producers.get(m.producerName)) : undefined;
+        if (mark && m.sequenceId <= mark.sequenceId) {
+          out.push({ sequenceId: m.sequenceId, offset: m.sequenceId === mark.sequenceId ? mark.offset : -1, duplicate: true, hlc: 0n });
+          continue;
+        }
+        const hlc: HlcTimestamp = this.clock.now();
+        // Publish time never decreases within a topic, so seeking by time can bisect.
+        const publishTimeMs = Math.max(s.lastPublishTimeMs, Math.floor(this.#options.readPhysicalMs()));
+        const offset = s.nextOffset++;
+        const entry: Entry = {
+          offset,
+          originRegion: this.region,
+          originPosition: offset,
+          hlc,
+          producerName: m.producerName,
+          sequenceId: m.sequenceId,
+          publishTimeMs,
+          eventTimeMs: m.eventTimeMs,
+          key: m.key,
+          properties: m.properties,
+          payload: m.payload,
+        };
+        s.lastPublishTimeMs = publishTimeMs;
+        entries.push(entry);
+        if (m.producerName) s.producers.set(m.producerName, { sequenceId: m.sequenceId, offset });
+        out.push({ sequenceId: m.sequenceId, offset, duplicate: false, hlc });
+      }
+      results.set(request, out);
+    }
+    for (const [log, entries] of pending) {
+      const s = logs.get(log) as StagedLog;
+      let chunk: Entry[] = [];
+      let chunkBytes = 0;
+      const flush = (): void => {
+        if (chunk.length === 0) return;
+        const first = chunk[0] as Entry;
+        this.#chunks.put(chunkKey(log.id, first.offset), encodeChunk(chunk));
+        s.chunks.push({ base: first.offset, entries: chunk });
+        chunk = [];
+        chunkBytes = 0;
+      };
+      for (const entry of entries) {
+        const size = entryEncodedBytes(entry);
+        if (chunk.length > 0 && (chunkBytes + size > this.#options.chunkBytesMax || chunk.length >= this.#options.chunkEntriesMax)) flush();
+        chunk.push(entry);
+        chunkBytes += size;
+        s.bytes += entry.payload.length;
+        s.entries++;
+      }
+      flush();
+      for (const [name, mark] of s.producers) this.#meta.put(['producer', log.id, name], mark);
+    }
+    this.#meta.put(['hlc'], this.clock.last.toString());
+    return { logs, results };
+  }
+
+  #cacheChunk(log: TopicLog, base: number, entries: Entry[]): void {
+    log.chunkCache.delete(base);
+    log.chunkCache.set(base, entries);
+    while (log.chunkCache.size > CHUNK_CACHE_MAX) {
+      const oldest = log.chunkCache.keys().next().value as number;
+      log.chunkCache.delete(oldest);
+    }
+  }
+
+  /**
+   * Reads durable entries from `fromOffset` on, at most `maxEntries` of them. Entries read
+   * from disk have their checksums verified; a mismatch throws ChecksumError.
+   */
+  read(log: TopicLog, fromOffset: number, maxEntries: number): Entry[] {
+    const out: Entry[] = [];
+    const end = log.durableNextOffset;
+    let position = Math.max(fromOffset, log.firstOffset);
+    while (position < end && out.length < maxEntries) {
+      const chunk = this.#chunkContaining(log, position);
+      if (!chunk) break;
+      for (const entry of chunk) {
+        if (entry.offset < position) continue;
+        if (entry.offset >= end || out.length >= maxEntries) break;
+        out.push(entry);
+        position = entry.offset + 1;
+      }
+      const last = chunk[chunk.length - 1];
+      if (!last || last.offset < position - 1) break;
+      position = Math.max(position, last.offset + 1);
+    }
+    return out;
+  }
+
+  #chunkContaining(log: TopicLog, offset: number): Entry[] | undefined {
+    for (const [base, entries] of log.chunkCache) {
+      const last = entries[entries.length - 1];
+      if (base <= offset && last && last.offset >= offset) return entries;
+    }
+    for (const { key, value } of this.#chunks.getRange({
+      start: chunkKey(log.id, offset),
+      end: topicKeyPrefix(log.id),
+      reverse: true,
+      limit: 1,
+    })) {
+      const base = chunkKeyOffset(key);
+      {
+        const entries = decodeChunk(value, `${log.name} chunk ${base}`);
+        for (const entry of entries) {
+          if (entry.offset < base) throw new InvariantViolation(`${log.name}: entry ${entry.offset} stored under chunk ${base}`);
+        }
+        this.#cacheChunk(log, base, entries);
+        return entries;
+      }
+    }
+    return undefined;
+  }
+
+  /** The first durable offset whose publish time is at or after `timeMs` (binary search). */
+  findOffsetByPublishTime(log: TopicLog, timeMs: number): number {
+    let low = log.firstOffset;
+    let high = log.durableNextOffset;
+    while (low < high) {
+      const mid = Math.floor((low + high) / 2);
+      const [entry] = this.read(log, mid, 1);
+      if (!entry) break;
+      if (entry.publishTimeMs < timeMs) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  // ------------------------------------------------------------------ cursors
+
+  /** Queues a cursor write for the next commit (acks are persisted lazily, at most cursorFlushIntervalMs late). */
+  saveCursor(topicId: number, subscription: string, value: unknown): void {
+    const key: MetaKey = ['cursor', topicId, subscription];
+    this.#dirtyCursors.set(key.join('\u0000'), { key, value });
+    if (!this.#cursorTimer && !this.#closed) {
+      this.#cursorTimer = setTimeout(() => {
+        this.#cursorTimer = undefined;
+        this.#kick();
+      }, this.#options.cursorFlushIntervalMs);
+      this.#cursorTimer.unref();
+    }
+  }
+
+  deleteCursor(topicId: number, subscription: string): void {
+    this.saveCursor(topicId, subscription, undefined);
+  }
+
+  loadCursors<T>(topicId: number): Array<{ subscription: string; value: T }> {
+    return this.metaRange<T>(['cursor', topicId]).map(({ key, value }) => ({ subscription: String(key[2]), value }));
+  }
+
+  /** Removes a topic's entries, marks and cursors. */
+  async deleteLog(log: TopicLog): Promise<void> {
+    log.deleted = true;
+    this.logs.delete(log.id);
+    for (const key of [...this.#dirtyCursors.keys()]) {
+      if (key.startsWith(`cursor\u0000${log.id}\u0000`)) this.#dirtyCursors.delete(key);
+    }
+    await this.#chunks.transaction(() => {
+      for (const key of this.#chunks.getKeys({ start: chunkKey(log.id, 0), end: chunkKey(log.id + 1, 0) })) {
+        this.#chunks.remove(key);
+      }
+      for (const { key } of this.metaRange(['producer', log.id])) this.#meta.remove(key);
+      for (const { key } of this.metaRange(['cursor', log.id])) this.#meta.remove(key);
+      this.#meta.remove(['logStart', log.id]);
+    });
+    await this.#env.flushed;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new AdmqError(ErrorCode.ShuttingDown, 'the store is closed');
+  }
+
+  /** Waits for queued appends and cursor writes, then closes the environment. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#cursorTimer) clearTimeout(this.#cursorTimer);
+    this.#cursorTimer = undefined;
+    // Drain: let every queued append and cursor reach disk before closing.
+    for (let i = 0; i < 1000 && (this.#committing || this.#queue.length > 0 || this.#dirtyCursors.size > 0); i++) {
+      this.#kick();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await this.#flushChain;
+    this.#closed = true;
+    await this.#env.close();
+  }
+}
