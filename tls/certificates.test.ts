@@ -44,21 +44,21 @@ test('certs: OpenSSL (via node:crypto X509Certificate) parses our certificates',
 test('certs: chain validation accepts a good chain and checks role and name', (t) => {
   const path = verifyCertificateChain(node.enc.certificate, { ca: [ca.certificate], role: 'enc', name: 'n1.cn-east.admq' });
   t.is(path.length, 2);
-  const roleError = t.throws(() => verifyCertificateChain(node.enc.certificate, { ca: [ca.certificate], role: 'sign' }), { instanceOf: TlcpCertificateError });
+  const roleError = t.throws<TlcpCertificateError>(() => verifyCertificateChain(node.enc.certificate, { ca: [ca.certificate], role: 'sign' }), { instanceOf: TlcpCertificateError });
   t.is(roleError?.alert, AlertDescription.unsupported_certificate);
   t.is(roleError?.code, 'ADMQ_ERR_TLCP_CERT');
-  t.throws(() => verifyCertificateChain(node.sign.certificate, { ca: [ca.certificate], name: 'evil.example' }), { instanceOf: TlcpCertificateError });
+  t.throws<TlcpCertificateError>(() => verifyCertificateChain(node.sign.certificate, { ca: [ca.certificate], name: 'evil.example' }), { instanceOf: TlcpCertificateError });
 });
 
 test('certs: expired, unknown-CA and wrongly signed certificates are rejected with the right alert', (t) => {
   const expired = issueDoubleCertificate(ca, { region: 'cn-east', nodeId: 'old', notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2021-01-01T00:00:00Z') });
-  t.is(t.throws(() => verifyCertificateChain(expired.sign.certificate, { ca: [ca.certificate] }))?.alert, AlertDescription.certificate_expired);
+  t.is(t.throws<TlcpCertificateError>(() => verifyCertificateChain(expired.sign.certificate, { ca: [ca.certificate] }))?.alert, AlertDescription.certificate_expired);
   const otherCa = createCa({ commonName: 'other root' });
-  t.is(t.throws(() => verifyCertificateChain(node.sign.certificate, { ca: [otherCa.certificate] }))?.alert, AlertDescription.unknown_ca);
+  t.is(t.throws<TlcpCertificateError>(() => verifyCertificateChain(node.sign.certificate, { ca: [otherCa.certificate] }))?.alert, AlertDescription.unknown_ca);
   // Same subject as the real CA, different key: the signature does not verify.
   const impostorCa = createCa({ commonName: 'admq test root', organization: 'admq' });
   const forged = issueDoubleCertificate(impostorCa, { region: 'cn-east', nodeId: 'n1' });
-  t.is(t.throws(() => verifyCertificateChain(forged.sign.certificate, { ca: [ca.certificate] }))?.alert, AlertDescription.bad_certificate);
+  t.is(t.throws<TlcpCertificateError>(() => verifyCertificateChain(forged.sign.certificate, { ca: [ca.certificate] }))?.alert, AlertDescription.bad_certificate);
   // A flipped bit in the signed part breaks the signature.
   const der = Buffer.from(node.sign.certificate.der);
   const index = der.indexOf(Buffer.from('cn-east'));
