@@ -1,0 +1,492 @@
+// The `admq` command. Each subcommand has its own --help; `admq --help` lists them all.
+import { readFileSync } from 'node:fs';
+import { AdminClient, AdmqClient, AdmqClientError, type SubscriptionType } from '../client/index.ts';
+import { AdmqError, start } from '../region-node/index.ts';
+import { CONNECTION_OPTIONS, GLOBAL_HELP, UsageError, adminUrl, int, list, parse, printJson, serviceUrl, str, type Options } from './args.ts';
+import { runConsumeLoad, runProduceLoad } from './perf.ts';
+
+const MAIN_HELP = `admq — geo-distributed, active-active message queue
+
+Usage: admq <command> [options]
+
+Commands:
+  start          run a region node (standalone: broker, storage and metadata in one process)
+  tenants        list, get, create and delete tenants
+  namespaces     list, create and delete namespaces
+  topics         list, create, delete and inspect topics and their subscriptions
+  produce        send messages from arguments, a file or stdin
+  consume        receive messages with a named subscription
+  perf           load generators: perf produce, perf consume
+  certs          SM2 certificate tooling (CA, region and node sign/enc certificates)
+  tls            TLCP (GMTLS) diagnostic client and server, like openssl s_client/s_server
+
+Run 'admq <command> --help' for a command's options.
+
+${GLOBAL_HELP}`;
+
+const START_HELP = `Usage: admq start [options]
+
+Runs a standalone region node until SIGINT or SIGTERM, then shuts down cleanly.
+
+Options:
+  --config FILE            JSON file of settings (fields as below, camelCase); flags override it
+  --region NAME            region name, lowercase (default standalone)
+  --data-dir DIR           LMDB data directory (default ./data/<region>)
+  --grpc-host HOST         gRPC listen host (default 127.0.0.1)
+  --grpc-port PORT         gRPC listen port, 0 = any free (default 6650)
+  --admin-host HOST        admin API listen host (default 127.0.0.1)
+  --admin-port PORT        admin API listen port, 0 = any free (default 8080)
+  --durability MODE        fsync (default) or none — none may lose acknowledged messages on a crash
+  --message-bytes-max N    largest message in bytes (default 5242880)`;
+
+async function cmdStart(argv: string[]): Promise<number> {
+  const parsed = parse(
+    argv,
+    {
+      config: { type: 'string' },
+      region: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'grpc-host': { type: 'string' },
+      'grpc-port': { type: 'string' },
+      'admin-host': { type: 'string' },
+      'admin-port': { type: 'string' },
+      durability: { type: 'string' },
+      'message-bytes-max': { type: 'string' },
+    },
+    START_HELP,
+  );
+  if (parsed === 'help') return help(START_HELP);
+  const v = parsed.values;
+  const file = str(v, 'config');
+  const fromFile = file ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
+  const config = {
+    ...fromFile,
+    ...(str(v, 'region') && { region: str(v, 'region') }),
+    ...(str(v, 'data-dir') && { dataDir: str(v, 'data-dir') }),
+    ...(str(v, 'grpc-host') && { grpcHost: str(v, 'grpc-host') }),
+    ...(v['grpc-port'] !== undefined && { grpcPort: int(v, 'grpc-port', 6650) }),
+    ...(str(v, 'admin-host') && { adminHost: str(v, 'admin-host') }),
+    ...(v['admin-port'] !== undefined && { adminPort: int(v, 'admin-port', 8080) }),
+    ...(str(v, 'durability') && { durability: str(v, 'durability') as 'fsync' | 'none' }),
+    ...(v['message-bytes-max'] !== undefined && { messageBytesMax: int(v, 'message-bytes-max', 0, 1) }),
+  };
+  const node = await start(config);
+  console.log(`admq region node "${node.config.region}" is running`);
+  console.log(`  gRPC API   ${node.grpcAddress}`);
+  console.log(`  admin API  ${node.adminUrl}/admin/v1`);
+  console.log(`  data       ${node.config.dataDir} (durability: ${node.config.durability})`);
+  console.log('Press Ctrl-C to stop.');
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      console.log(`${signal}: shutting down…`);
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  await node.close();
+  console.log('stopped cleanly');
+  return 0;
+}
+
+const TENANTS_HELP = `Usage: admq tenants <list | get T | create T [--allowed-regions a,b] | delete T>
+
+  list                       list tenants
+  get TENANT                 show a tenant
+  create TENANT              create a tenant; --allowed-regions limits where its data may live
+                             (default: this node's region)
+  delete TENANT              delete a tenant that has no namespaces
+
+${GLOBAL_HELP}`;
+
+async function cmdTenants(argv: string[]): Promise<number> {
+  const parsed = parse(argv, { ...CONNECTION_OPTIONS, 'allowed-regions': { type: 'string' } }, TENANTS_HELP);
+  if (parsed === 'help') return help(TENANTS_HELP);
+  const admin = new AdminClient(adminUrl(parsed.values));
+  const [action, tenant] = parsed.positionals;
+  switch (action) {
+    case 'list':
+      for (const t of await admin.listTenants()) console.log(t);
+      return 0;
+    case 'get':
+      printJson(await admin.call('GET', `/tenants/${encodeURIComponent(need(tenant, 'TENANT', TENANTS_HELP))}`));
+      return 0;
+    case 'create': {
+      const regions = str(parsed.values, 'allowed-regions');
+      printJson(await admin.createTenant(need(tenant, 'TENANT', TENANTS_HELP), regions ? { allowedRegions: regions.split(',') } : {}));
+      return 0;
+    }
+    case 'delete':
+      await admin.deleteTenant(need(tenant, 'TENANT', TENANTS_HELP));
+      console.log(`deleted tenant ${tenant}`);
+      return 0;
+    default:
+      throw new UsageError(TENANTS_HELP);
+  }
+}
+
+const NAMESPACES_HELP = `Usage: admq namespaces <list TENANT | create T/N | delete T/N>
+
+  list TENANT                list a tenant's namespaces
+  create TENANT/NAMESPACE    create a namespace
+  delete TENANT/NAMESPACE    delete a namespace that has no topics
+
+${GLOBAL_HELP}`;
+
+async function cmdNamespaces(argv: string[]): Promise<number> {
+  const parsed = parse(argv, CONNECTION_OPTIONS, NAMESPACES_HELP);
+  if (parsed === 'help') return help(NAMESPACES_HELP);
+  const admin = new AdminClient(adminUrl(parsed.values));
+  const [action, name] = parsed.positionals;
+  switch (action) {
+    case 'list':
+      for (const n of await admin.listNamespaces(need(name, 'TENANT', NAMESPACES_HELP))) console.log(n);
+      return 0;
+    case 'create':
+      printJson(await admin.createNamespace(need(name, 'TENANT/NAMESPACE', NAMESPACES_HELP)));
+      return 0;
+    case 'delete':
+      await admin.deleteNamespace(need(name, 'TENANT/NAMESPACE', NAMESPACES_HELP));
+      console.log(`deleted namespace ${name}`);
+      return 0;
+    default:
+      throw new UsageError(NAMESPACES_HELP);
+  }
+}
+
+const TOPICS_HELP = `Usage: admq topics <action> ...
+
+  list TENANT/NAMESPACE                 list topics (partitioned topics once, with their partition count)
+  create TOPIC [--partitions N]         create a topic; N > 0 makes a partitioned topic (default 0)
+  delete TOPIC [--force]                delete a topic and its data; --force even with connected clients
+  stats TOPIC                           backlog, rates, producers and subscriptions (JSON)
+  subscriptions TOPIC                   list subscriptions
+  create-subscription TOPIC SUB [--position earliest|latest]
+                                        create a subscription without a consumer (default latest)
+  delete-subscription TOPIC SUB [--force]
+
+TOPIC is persistent://tenant/namespace/topic or tenant/namespace/topic.
+
+${GLOBAL_HELP}`;
+
+async function cmdTopics(argv: string[]): Promise<number> {
+  const parsed = parse(
+    argv,
+    { ...CONNECTION_OPTIONS, partitions: { type: 'string' }, force: { type: 'boolean' }, position: { type: 'string' } },
+    TOPICS_HELP,
+  );
+  if (parsed === 'help') return help(TOPICS_HELP);
+  const admin = new AdminClient(adminUrl(parsed.values));
+  const [action, name, sub] = parsed.positionals;
+  const force = parsed.values.force === true;
+  switch (action) {
+    case 'list':
+      for (const t of await admin.listTopics(need(name, 'TENANT/NAMESPACE', TOPICS_HELP))) {
+        console.log(t.partitions > 0 ? `${t.name} (${t.partitions} partitions)` : t.name);
+      }
+      return 0;
+    case 'create':
+      printJson(await admin.createTopic(need(name, 'TOPIC', TOPICS_HELP), int(parsed.values, 'partitions', 0)));
+      return 0;
+    case 'delete':
+      await admin.deleteTopic(need(name, 'TOPIC', TOPICS_HELP), force);
+      console.log(`deleted topic ${name}`);
+      return 0;
+    case 'stats':
+      printJson(await admin.topicStats(need(name, 'TOPIC', TOPICS_HELP)));
+      return 0;
+    case 'subscriptions':
+      for (const s of await admin.listSubscriptions(need(name, 'TOPIC', TOPICS_HELP))) console.log(s);
+      return 0;
+    case 'create-subscription': {
+      const position = str(parsed.values, 'position') ?? 'latest';
+      if (position !== 'earliest' && position !== 'latest') throw new UsageError('--position must be earliest or latest');
+      printJson(await admin.createSubscription(need(name, 'TOPIC', TOPICS_HELP), need(sub, 'SUB', TOPICS_HELP), position));
+      return 0;
+    }
+    case 'delete-subscription':
+      await admin.deleteSubscription(need(name, 'TOPIC', TOPICS_HELP), need(sub, 'SUB', TOPICS_HELP), force);
+      console.log(`deleted subscription ${sub}`);
+      return 0;
+    default:
+      throw new UsageError(TOPICS_HELP);
+  }
+}
+
+const PRODUCE_HELP = `Usage: admq produce TOPIC [options]
+
+Sends messages and prints each one's id once it is durably stored.
+
+Options:
+  -m, --message TEXT       a message to send (repeatable)
+  -f, --file FILE          send the file's contents (with --lines: one message per line)
+      --stdin              read from standard input (with --lines: one message per line);
+                           the default when neither -m nor -f is given
+      --lines              split --file or --stdin input into one message per line
+  -k, --key KEY            message key (routes partitions; orders key_shared delivery)
+  -p, --property K=V       message property (repeatable)
+      --producer-name NAME name for deduplication (default: chosen by the node)
+
+${GLOBAL_HELP}`;
+
+async function cmdProduce(argv: string[]): Promise<number> {
+  const parsed = parse(
+    argv,
+    {
+      ...CONNECTION_OPTIONS,
+      message: { type: 'string', short: 'm', multiple: true },
+      file: { type: 'string', short: 'f' },
+      stdin: { type: 'boolean' },
+      lines: { type: 'boolean' },
+      key: { type: 'string', short: 'k' },
+      property: { type: 'string', short: 'p', multiple: true },
+      'producer-name': { type: 'string' },
+    },
+    PRODUCE_HELP,
+  );
+  if (parsed === 'help') return help(PRODUCE_HELP);
+  const topic = need(parsed.positionals[0], 'TOPIC', PRODUCE_HELP);
+  const properties: Record<string, string> = {};
+  for (const p of list(parsed.values, 'property')) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--property must be KEY=VALUE; got "${p}"`);
+    properties[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  const payloads: Buffer[] = list(parsed.values, 'message').map((m) => Buffer.from(m));
+  const file = str(parsed.values, 'file');
+  const splitLines = parsed.values.lines === true;
+  const addInput = (data: Buffer): void => {
+    if (!splitLines) payloads.push(data);
+    else for (const line of data.toString('utf8').split('\n')) if (line.length > 0) payloads.push(Buffer.from(line));
+  };
+  if (file) addInput(readFileSync(file));
+  if (parsed.values.stdin === true || (payloads.length === 0 && !file)) addInput(await readStdin());
+  if (payloads.length === 0) throw new UsageError('nothing to send');
+  const client = new AdmqClient({ serviceUrl: serviceUrl(parsed.values) });
+  try {
+    const producer = await client.createProducer({ topic, producerName: str(parsed.values, 'producer-name') });
+    const key = str(parsed.values, 'key');
+    const ids = await Promise.all(payloads.map((payload) => producer.send({ payload, key, properties })));
+    for (const id of ids) console.log(`${id.topic} offset=${id.offset} seq=${id.sequenceId}${id.duplicate ? ' (duplicate)' : ''}`);
+    console.error(`${ids.length} message(s) stored`);
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
+
+function readStdin(): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    process.stdin.on('data', (c: Buffer) => chunks.push(c));
+    process.stdin.on('end', () => resolve(Buffer.concat(chunks)));
+    process.stdin.on('error', reject);
+  });
+}
+
+const CONSUME_HELP = `Usage: admq consume TOPIC -s SUBSCRIPTION [options]
+
+Receives messages and prints them, one per line: offset, key, properties, payload.
+
+Options:
+  -s, --subscription NAME     subscription name (required)
+  -t, --type TYPE             exclusive (default), shared, failover or key_shared
+  -n, --count N               stop after N messages; 0 = until Ctrl-C (default 0)
+      --initial-position POS  earliest or latest (default latest) for a new subscription
+      --timeout-ms MS         stop when no message arrives for this long (default: wait forever)
+      --no-ack                do not acknowledge (messages will be redelivered)
+      --json                  print each message as a JSON object
+      --hex                   print payloads as hex instead of UTF-8
+
+${GLOBAL_HELP}`;
+
+async function cmdConsume(argv: string[]): Promise<number> {
+  const parsed = parse(
+    argv,
+    {
+      ...CONNECTION_OPTIONS,
+      subscription: { type: 'string', short: 's' },
+      type: { type: 'string', short: 't' },
+      count: { type: 'string', short: 'n' },
+      'initial-position': { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      'no-ack': { type: 'boolean' },
+      json: { type: 'boolean' },
+      hex: { type: 'boolean' },
+    },
+    CONSUME_HELP,
+  );
+  if (parsed === 'help') return help(CONSUME_HELP);
+  const topic = need(parsed.positionals[0], 'TOPIC', CONSUME_HELP);
+  const subscription = str(parsed.values, 'subscription');
+  if (!subscription) throw new UsageError(`--subscription is required\n\n${CONSUME_HELP}`);
+  const type = (str(parsed.values, 'type') ?? 'exclusive') as SubscriptionType;
+  if (!['exclusive', 'shared', 'failover', 'key_shared'].includes(type)) throw new UsageError('--type must be exclusive, shared, failover or key_shared');
+  const position = str(parsed.values, 'initial-position') ?? 'latest';
+  if (position !== 'earliest' && position !== 'latest') throw new UsageError('--initial-position must be earliest or latest');
+  const count = int(parsed.values, 'count', 0);
+  const timeoutMs = parsed.values['timeout-ms'] === undefined ? undefined : int(parsed.values, 'timeout-ms', 0, 1);
+  const client = new AdmqClient({ serviceUrl: serviceUrl(parsed.values) });
+  let stop = false;
+  process.once('SIGINT', () => {
+    stop = true;
+    void client.close();
+  });
+  try {
+    const consumer = await client.subscribe({ topic, subscription, subscriptionType: type, initialPosition: position });
+    let received = 0;
+    while (!stop && (count === 0 || received < count)) {
+      let m;
+      try {
+        m = await consumer.receive(timeoutMs);
+      } catch (error) {
+        if (error instanceof AdmqClientError && (error.code === 'ADMQ_ERR_TIMEOUT' || error.code === 'ADMQ_ERR_CLOSED')) break;
+        throw error;
+      }
+      received++;
+      const payload = parsed.values.hex === true ? m.payload.toString('hex') : m.payload.toString('utf8');
+      if (parsed.values.json === true) {
+        console.log(JSON.stringify({ ...m, hlc: m.hlc.toString(), payload }));
+      } else {
+        const props = Object.keys(m.properties).length > 0 ? ` ${JSON.stringify(m.properties)}` : '';
+        console.log(`offset=${m.offset}${m.key !== undefined ? ` key=${m.key}` : ''}${props} ${payload}`);
+      }
+      if (parsed.values['no-ack'] !== true) consumer.ack(m);
+    }
+    console.error(`${received} message(s) received`);
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
+
+const PERF_HELP = `Usage: admq perf produce TOPIC [options]
+       admq perf consume TOPIC [options]
+
+Generates load and prints live progress each second, then an HDR histogram summary.
+
+perf produce options:
+  --producers N        concurrent producers (default 1)
+  --size BYTES         payload size (default 1024)
+  --rate N             messages/s across all producers; 0 = as fast as possible (default 0)
+  --duration-s S       how long to run (default 10)
+  --count N            stop after N messages (default 100000000)
+  --inflight N         unacknowledged sends per producer (default 2000)
+
+perf consume options:
+  -s, --subscription   subscription name (default perf)
+  -t, --type TYPE      subscription type (default exclusive)
+  --initial-position   earliest or latest (default earliest)
+  --duration-s S       how long to run (default 10)
+  --count N            stop after N messages (default 100000000)
+
+${GLOBAL_HELP}`;
+
+async function cmdPerf(argv: string[]): Promise<number> {
+  const parsed = parse(
+    argv,
+    {
+      ...CONNECTION_OPTIONS,
+      producers: { type: 'string' },
+      size: { type: 'string' },
+      rate: { type: 'string' },
+      'duration-s': { type: 'string' },
+      count: { type: 'string' },
+      inflight: { type: 'string' },
+      subscription: { type: 'string', short: 's' },
+      type: { type: 'string', short: 't' },
+      'initial-position': { type: 'string' },
+    },
+    PERF_HELP,
+  );
+  if (parsed === 'help') return help(PERF_HELP);
+  const [mode, topic] = parsed.positionals;
+  const v = parsed.values;
+  const durationMs = int(v, 'duration-s', 10, 1) * 1000;
+  const messagesMax = int(v, 'count', 100_000_000, 1);
+  if (mode === 'produce') {
+    const result = await runProduceLoad({
+      serviceUrl: serviceUrl(v),
+      topic: need(topic, 'TOPIC', PERF_HELP),
+      producers: int(v, 'producers', 1, 1),
+      payloadBytes: int(v, 'size', 1024, 1),
+      ratePerSecond: int(v, 'rate', 0),
+      durationMs,
+      messagesMax,
+      inflightMax: int(v, 'inflight', 2000, 1),
+      onProgress: (p) => console.error(`[${(p.elapsedMs / 1000).toFixed(0)}s] acked ${p.acked}  ${p.ratePerSecond.toFixed(0)} msg/s`),
+    });
+    printJson(result);
+    return result.errors > 0 ? 1 : 0;
+  }
+  if (mode === 'consume') {
+    const result = await runConsumeLoad({
+      serviceUrl: serviceUrl(v),
+      topic: need(topic, 'TOPIC', PERF_HELP),
+      subscription: str(v, 'subscription') ?? 'perf',
+      subscriptionType: (str(v, 'type') ?? 'exclusive') as SubscriptionType,
+      initialPosition: (str(v, 'initial-position') ?? 'earliest') as 'earliest' | 'latest',
+      durationMs,
+      messagesMax,
+      onProgress: (p) => console.error(`[${(p.elapsedMs / 1000).toFixed(0)}s] received ${p.received}  ${p.ratePerSecond.toFixed(0)} msg/s`),
+    });
+    printJson(result);
+    return 0;
+  }
+  throw new UsageError(PERF_HELP);
+}
+
+async function cmdDelegated(module: string, fn: 'runCertsCommand' | 'runTlsCommand', argv: string[]): Promise<number> {
+  const mod = (await import(module)) as Record<string, (argv: string[]) => Promise<number>>;
+  const run = mod[fn];
+  if (!run) throw new Error(`${module} does not export ${fn}`);
+  return run(argv);
+}
+
+function need(value: string | undefined, name: string, usage: string): string {
+  if (!value) throw new UsageError(`missing ${name}\n\n${usage}`);
+  return value;
+}
+
+function help(text: string): number {
+  console.log(text);
+  return 0;
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  start: cmdStart,
+  tenants: cmdTenants,
+  namespaces: cmdNamespaces,
+  topics: cmdTopics,
+  produce: cmdProduce,
+  consume: cmdConsume,
+  perf: cmdPerf,
+  certs: (argv) => cmdDelegated('../tls/cli-commands.ts', 'runCertsCommand', argv),
+  tls: (argv) => cmdDelegated('../tls/cli-commands.ts', 'runTlsCommand', argv),
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') return help(MAIN_HELP);
+  const run = COMMANDS[command];
+  if (!run) {
+    console.error(`unknown command "${command}"\n\n${MAIN_HELP}`);
+    return 2;
+  }
+  try {
+    return await run(rest);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`error: ${error.message}`);
+      return 2;
+    }
+    if (error instanceof AdmqClientError || error instanceof AdmqError) {
+      console.error(`error: ${error.code}: ${error.message}`);
+      return 1;
+    }
+    console.error(`error: ${(error as Error).stack ?? String(error)}`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
