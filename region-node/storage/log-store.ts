@@ -11,12 +11,12 @@
 // transaction start while the previous one is being fsynced). Nothing is acknowledged to
 // a producer, and nothing is delivered to a consumer, until its commit is flushed: each
 // topic log tracks `durableNextOffset` separately from `nextOffset`.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { HybridLogicalClock, type HlcTimestamp } from '../../conflict/index.ts';
 import { ErrorCode } from '../../proto/index.ts';
-import { AdmqError, InvariantViolation, assert, toAdmqError } from '../errors.ts';
+import { AdmqError, InvariantViolation, StorageError, assert } from '../errors.ts';
 import { chunkKey, chunkKeyOffset, topicKeyPrefix, decodeChunk, encodeChunk, entryEncodedBytes, type Entry } from './entry-codec.ts';
 
 export type Durability = 'fsync' | 'none';
@@ -116,6 +116,8 @@ interface Staged {
 }
 
 const CHUNK_CACHE_MAX = 64;
+/** Below this much free space a failed commit is reported as a full disk. */
+const FREE_BYTES_MIN = 16 * 1024 * 1024;
 
 type MetaKey = Array<string | number>;
 
@@ -129,6 +131,7 @@ export class LogStore {
   #queue: AppendRequest[] = [];
   #committing = false;
   #closed = false;
+  #writeFailure: AdmqError | undefined;
   #flushChain: Promise<unknown> = Promise.resolve();
   readonly #dirtyCursors = new Map<string, { key: MetaKey; value: unknown }>();
   #cursorTimer: NodeJS.Timeout | undefined;
@@ -145,9 +148,14 @@ export class LogStore {
       overlappingSync: true,
       pageSize: 8192,
       maxDbs: 8,
+      // Our own group commit batches; lmdb's event-turn batching adds a batch-start promise
+      // that nobody can handle, which becomes an unhandled rejection when a commit fails.
+      eventTurnBatching: false,
     });
     this.#chunks = this.#env.openDB<Buffer, Buffer>({ name: 'chunks', keyEncoding: 'binary', encoding: 'binary' });
-    this.#meta = this.#env.openDB<unknown, MetaKey>({ name: 'meta', encoding: 'msgpack' });
+    // JSON, not msgpack: lmdb's msgpack saves shared record structures with writes of its
+    // own, outside our transactions, whose failures nobody could handle.
+    this.#meta = this.#env.openDB<unknown, MetaKey>({ name: 'meta', encoding: 'json' });
     const bound = this.#meta.get(['hlc']);
     this.clock = new HybridLogicalClock({
       readPhysicalMs: options.readPhysicalMs,
@@ -183,23 +191,52 @@ export class LogStore {
   /** Runs metadata writes atomically and durably. */
   async metaWrite(write: (txn: { put(key: MetaKey, value: unknown): void; remove(key: MetaKey): void }) => void): Promise<void> {
     this.#assertOpen();
+    if (this.#writeFailure) throw this.#writeFailure;
     try {
       await this.#meta.transaction(() => {
         write({
-          put: (key, value) => void this.#meta.put(key, value),
-          remove: (key) => void this.#meta.remove(key),
+          put: (key, value) => void this.#meta.putSync(key, value),
+          remove: (key) => void this.#meta.removeSync(key),
         });
       });
       await this.#env.flushed;
     } catch (error) {
-      throw toAdmqError(error);
+      throw await this.#classifyWriteFailure(error);
     }
+  }
+
+  /** The error that made the store read-only, if any. */
+  get writeFailure(): AdmqError | undefined {
+    return this.#writeFailure;
+  }
+
+  /**
+   * Turns an LMDB commit failure into a typed error. LMDB reports a full tmpfs or disk as
+   * EIO as often as ENOSPC, so the free space of the data directory decides.
+   */
+  async #classifyWriteFailure(error: unknown): Promise<AdmqError> {
+    let cause = error;
+    const inner = (error as { commitError?: Promise<unknown> } | undefined)?.commitError;
+    if (inner && typeof inner.then === 'function') cause = await inner.then(() => error, (e: unknown) => e);
+    const errno = (cause as { code?: unknown }).code;
+    let freeBytes = Number.POSITIVE_INFINITY;
+    try {
+      const fs = statfsSync(this.#options.dataDir);
+      freeBytes = fs.bavail * fs.bsize;
+    } catch {
+      // statfs unavailable: fall back to the errno alone
+    }
+    const message = cause instanceof Error ? cause.message : String(cause);
+    if (errno === 28 || errno === 'ENOSPC' || freeBytes < FREE_BYTES_MIN) {
+      return new StorageError(ErrorCode.StorageFull, `storage is full (${Number.isFinite(freeBytes) ? `${freeBytes} bytes free` : 'no space'} in ${this.#options.dataDir}): ${message}`, { cause });
+    }
+    return new StorageError(ErrorCode.Storage, `storage write failed: ${message}`, { cause });
   }
 
   /** Allocates topic ids from a durable counter. Called inside metaWrite. */
   nextTopicId(): number {
     const current = (this.#meta.get(['counter', 'topicId']) as number | undefined) ?? 0;
-    this.#meta.put(['counter', 'topicId'], current + 1);
+    this.#meta.putSync(['counter', 'topicId'], current + 1);
     return current + 1;
   }
 
@@ -242,6 +279,7 @@ export class LogStore {
   append(log: TopicLog, messages: AppendMessage[]): Promise<AppendResult[]> {
     if (this.#closed) return Promise.reject(new AdmqError(ErrorCode.ShuttingDown, 'the node is shutting down'));
     if (log.deleted) return Promise.reject(new AdmqError(ErrorCode.TopicNotFound, `topic ${log.name} was deleted`));
+    if (this.#writeFailure) return Promise.reject(this.#writeFailure);
     return new Promise((resolve, reject) => {
       this.#queue.push({ log, messages, resolve, reject });
       this.#kick();
@@ -249,7 +287,7 @@ export class LogStore {
   }
 
   #kick(): void {
-    if (this.#committing || this.#closed) return;
+    if (this.#committing || this.#closed || this.#writeFailure) return;
     if (this.#queue.length === 0 && this.#dirtyCursors.size === 0) return;
     this.#committing = true;
     setImmediate(() => void this.#commitBatch());
@@ -265,21 +303,22 @@ export class LogStore {
       await this.#chunks.transaction(() => {
         staged = this.#stage(batch);
         for (const { key, value } of cursors) {
-          if (value === undefined) this.#meta.remove(key);
-          else this.#meta.put(key, value);
+          if (value === undefined) this.#meta.removeSync(key);
+          else this.#meta.putSync(key, value);
         }
       });
     } catch (error) {
-      const failure = toAdmqError(error);
-      console.error(`[storage] group commit of ${batch.length} append(s) failed: ${failure.code}: ${failure.message}`);
+      const failure = await this.#classifyWriteFailure(error);
+      // After a failed commit LMDB's writer cannot be trusted to make progress, so the
+      // store turns read-only: reads and deliveries go on, writes fail fast with the
+      // typed error until an operator frees space and restarts the node.
+      this.#writeFailure = failure;
+      console.error(`[storage] group commit of ${batch.length} append(s) failed; store is now read-only: ${failure.code}: ${failure.message}`);
       for (const request of batch) request.reject(failure);
-      // Cursor positions are advisory (acks may be redelivered); retry them later.
-      for (const cursor of cursors) {
-        const id = cursor.key.join('\u0000');
-        if (!this.#dirtyCursors.has(id)) this.#dirtyCursors.set(id, cursor);
-      }
+      const queued = this.#queue;
+      this.#queue = [];
+      for (const request of queued) request.reject(failure);
       this.#committing = false;
-      if (this.#queue.length > 0) this.#kick();
       return;
     }
     assert(staged !== undefined, 'transaction callback did not run');
@@ -366,7 +405,7 @@ export class LogStore {
       const flush = (): void => {
         if (chunk.length === 0) return;
         const first = chunk[0] as Entry;
-        this.#chunks.put(chunkKey(log.id, first.offset), encodeChunk(chunk));
+        this.#chunks.putSync(chunkKey(log.id, first.offset), encodeChunk(chunk));
         s.chunks.push({ base: first.offset, entries: chunk });
         chunk = [];
         chunkBytes = 0;
@@ -380,9 +419,9 @@ export class LogStore {
         s.entries++;
       }
       flush();
-      for (const [name, mark] of s.producers) this.#meta.put(['producer', log.id, name], mark);
+      for (const [name, mark] of s.producers) this.#meta.putSync(['producer', log.id, name], mark);
     }
-    this.#meta.put(['hlc'], this.clock.last.toString());
+    this.#meta.putSync(['hlc'], this.clock.last.toString());
     return { logs, results };
   }
 
@@ -489,11 +528,11 @@ export class LogStore {
     }
     await this.#chunks.transaction(() => {
       for (const key of this.#chunks.getKeys({ start: chunkKey(log.id, 0), end: chunkKey(log.id + 1, 0) })) {
-        this.#chunks.remove(key);
+        this.#chunks.removeSync(key);
       }
-      for (const { key } of this.metaRange(['producer', log.id])) this.#meta.remove(key);
-      for (const { key } of this.metaRange(['cursor', log.id])) this.#meta.remove(key);
-      this.#meta.remove(['logStart', log.id]);
+      for (const { key } of this.metaRange(['producer', log.id])) this.#meta.removeSync(key);
+      for (const { key } of this.metaRange(['cursor', log.id])) this.#meta.removeSync(key);
+      this.#meta.removeSync(['logStart', log.id]);
     });
     await this.#env.flushed;
   }
@@ -508,12 +547,30 @@ export class LogStore {
     if (this.#cursorTimer) clearTimeout(this.#cursorTimer);
     this.#cursorTimer = undefined;
     // Drain: let every queued append and cursor reach disk before closing.
-    for (let i = 0; i < 1000 && (this.#committing || this.#queue.length > 0 || this.#dirtyCursors.size > 0); i++) {
+    for (let i = 0; i < 1000 && !this.#writeFailure && (this.#committing || this.#queue.length > 0 || this.#dirtyCursors.size > 0); i++) {
       this.#kick();
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    await this.#flushChain;
+    // Bounded: after a failed commit LMDB's writer may never report its last flush.
+    await withTimeout(this.#flushChain, 5_000);
     this.#closed = true;
-    await this.#env.close();
+    await withTimeout(this.#env.close(), 5_000);
   }
 }
+
+function withTimeout(promise: Promise<unknown>, ms: number): Promise<unknown> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(undefined);
+      },
+    );
+  });
+}
+

@@ -1,0 +1,64 @@
+// Helpers for tests that run region nodes as real child processes.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export const ADMQ_CLI = fileURLToPath(new URL('../cli/admq.mjs', import.meta.url));
+
+/** Asks the kernel for a free loopback port (so a restarted node can reuse it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface NodeProcess {
+  child: ChildProcess;
+  grpcAddress: string;
+  adminUrl: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `admq start` in a child process and waits until it prints its endpoints. */
+export async function startNodeProcess(args: string[], timeoutMs = 30_000): Promise<NodeProcess> {
+  const child = spawn(process.execPath, [ADMQ_CLI, 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const ready = new Promise<{ grpcAddress: string; adminUrl: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node did not start within ${timeoutMs} ms:\n${out}`)), timeoutMs);
+    const onData = (chunk: Buffer): void => {
+      out += chunk.toString();
+      const grpc = /gRPC API\s+(\S+)/.exec(out);
+      const admin = /admin API\s+(\S+)\/admin\/v1/.exec(out);
+      if (grpc?.[1] && admin?.[1]) {
+        clearTimeout(timer);
+        resolve({ grpcAddress: grpc[1], adminUrl: admin[1] });
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`node exited with ${code} before it was ready:\n${out}`));
+    });
+  });
+  const endpoints = await ready;
+  return { child, ...endpoints, output: () => out, exited };
+}
+
+/** Polls `condition` every few ms until it holds or `timeoutMs` passes. */
+export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await condition()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
