@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { AdminClient, AdmqClient, AdmqClientError, type SubscriptionType } from '../client/index.ts';
 import { AdmqError, start } from '../region-node/index.ts';
-import { CONNECTION_OPTIONS, GLOBAL_HELP, UsageError, adminUrl, int, list, parse, printJson, serviceUrl, str, type Options } from './args.ts';
+import { CONNECTION_OPTIONS, GLOBAL_HELP, UsageError, adminUrl, int, list, parse, printJson, serviceUrl, str } from './args.ts';
 import { runConsumeLoad, runProduceLoad } from './perf.ts';
 
 const MAIN_HELP = `admq — geo-distributed, active-active message queue

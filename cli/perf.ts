@@ -93,6 +93,8 @@ export async function runProduceLoad(o: ProduceLoadOptions): Promise<ProduceLoad
           const due = workerStart + (sentHere * 1000) / perProducerRate;
           const wait = due - performance.now();
           if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+          // Behind schedule (after a pause): catch up, but let receipts and deliveries in.
+          else if (sentHere % 16 === 0) await new Promise((r) => setImmediate(r));
         }
         if (inflight >= o.inflightMax) {
           await new Promise<void>((r) => (wake = r));

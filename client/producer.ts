@@ -13,7 +13,7 @@ export interface ProducerOptions {
   producerName?: string;
   /** Maximum messages in one batch. Default 1,000. 1 disables batching. */
   batchingMaxMessages?: number;
-  /** Maximum payload bytes in one batch. Default 128 KiB. */
+  /** Maximum payload bytes in one batch. Default 512 KiB. */
   batchingMaxBytes?: number;
   /** How long a batch may wait for more messages, in ms. Default 1. */
   batchingMaxDelayMs?: number;
@@ -90,7 +90,7 @@ export class Producer {
     this.#options = {
       topic: options.topic,
       batchingMaxMessages: positive('batchingMaxMessages', options.batchingMaxMessages ?? 1000),
-      batchingMaxBytes: positive('batchingMaxBytes', options.batchingMaxBytes ?? 128 * 1024),
+      batchingMaxBytes: positive('batchingMaxBytes', options.batchingMaxBytes ?? 512 * 1024),
       batchingMaxDelayMs: nonNegative('batchingMaxDelayMs', options.batchingMaxDelayMs ?? 1),
       maxPendingMessages: positive('maxPendingMessages', options.maxPendingMessages ?? 50_000),
       sendTimeoutMs: nonNegative('sendTimeoutMs', options.sendTimeoutMs ?? 30_000),

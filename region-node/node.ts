@@ -8,6 +8,7 @@ import { buildBrokerService } from './grpc-service.ts';
 import { LogStore } from './storage/log-store.ts';
 import { AdmqError } from './errors.ts';
 import { ErrorCode } from '../proto/index.ts';
+import { installHttp2ServerWindows } from './http2-window.ts';
 
 export interface RegionNodeDeps {
   /** Physical time source for the HLC and timestamps; tests inject a skewed one. */
@@ -53,6 +54,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
   const service = buildBrokerService({ broker, nowMs: readPhysicalMs, log });
   // A batch may hold one message of messageBytesMax plus framing; allow twice that so an
   // oversize message still reaches our own check and gets a typed error.
+  installHttp2ServerWindows();
   const grpcServer = new grpc.Server({
     'grpc.max_receive_message_length': config.messageBytesMax * 2 + 1024 * 1024,
     'grpc.max_send_message_length': config.messageBytesMax * 2 + 1024 * 1024,

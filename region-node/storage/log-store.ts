@@ -145,7 +145,7 @@ export class LogStore {
     this.#env = open({
       path: join(options.dataDir, 'node.mdb'),
       noSync: options.durability === 'none',
-      overlappingSync: true,
+      overlappingSync: options.durability === 'fsync',
       pageSize: 8192,
       maxDbs: 8,
       // Our own group commit batches; lmdb's event-turn batching adds a batch-start promise
