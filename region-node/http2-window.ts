@@ -25,6 +25,8 @@ export function installHttp2ServerWindows(windowBytes = HTTP2_WINDOW_BYTES): voi
     const server = listener ? original(withWindow, listener) : original(withWindow);
     server.on('session', (session: http2.ServerHttp2Session) => {
       try {
+        // Small frames (a receipt, one delivery) must not wait for Nagle's algorithm.
+        (session.socket as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
         session.setLocalWindowSize(windowBytes);
       } catch {
         // The session may already be closing; nothing to raise then.
