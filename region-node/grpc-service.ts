@@ -250,9 +250,11 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
               if (!ended) call.write({ error: { code: error.code, message: error.message, requestId: 0 } });
             },
           };
-          call.write({ subscribed: { topic: name.full, subscription: s.subscription, consumerName, region: broker.region } });
+          // Attach first: a refusal (an exclusive subscription in use) must reach the
+          // client as the stream's error, not after it was told it is subscribed.
           subscription = topic.attach(s.subscription, type, s.initialPosition === 'EARLIEST' ? 'earliest' : 'latest', newSink);
           sink = newSink;
+          call.write({ subscribed: { topic: name.full, subscription: s.subscription, consumerName, region: broker.region } });
           return;
         }
         switch (request.request) {
