@@ -45,6 +45,8 @@ export interface ProduceLoadOptions {
   /** Unacknowledged sends allowed per producer. */
   inflightMax: number;
   batchingMaxDelayMs?: number;
+  /** Sends during this first period are not recorded in the latency histogram (JIT and connection warm-up). */
+  warmupMs?: number;
   onProgress?: (p: { elapsedMs: number; acked: number; ratePerSecond: number }) => void;
 }
 
@@ -82,6 +84,7 @@ export async function runProduceLoad(o: ProduceLoadOptions): Promise<ProduceLoad
       lastAcked = acked;
     };
     const template = Buffer.alloc(o.payloadBytes, 0x61);
+    const recordFrom = started + (o.warmupMs ?? 0);
     const perProducerRate = o.ratePerSecond / o.producers;
     const worker = async (producer: AnyProducer): Promise<void> => {
       let inflight = 0;
@@ -102,13 +105,15 @@ export async function runProduceLoad(o: ProduceLoadOptions): Promise<ProduceLoad
         }
         const payload = Buffer.from(template);
         const sentAt = nowMicros();
-        if (payload.length >= 8) payload.writeDoubleBE(sentAt, 0);
+        const recorded = performance.now() >= recordFrom;
+        // Warm-up messages carry timestamp 0 so that consumers skip them too.
+        if (payload.length >= 8) payload.writeDoubleBE(recorded ? sentAt : 0, 0);
         inflight++;
         issued++;
         sentHere++;
         producer.send({ payload }).then(
           () => {
-            histogram.recordValue(Math.max(1, nowMicros() - sentAt));
+            if (recorded) histogram.recordValue(Math.max(1, nowMicros() - sentAt));
             acked++;
           },
           (error: Error) => {
@@ -198,7 +203,8 @@ export async function runConsumeLoad(o: ConsumeLoadOptions): Promise<ConsumeLoad
       firstAt ??= performance.now();
       received++;
       bytes += message.payload.length;
-      if (message.payload.length >= 8) histogram.recordValue(Math.max(1, nowMicros() - message.payload.readDoubleBE(0)));
+      const sentAt = message.payload.length >= 8 ? message.payload.readDoubleBE(0) : 0;
+      if (sentAt > 0) histogram.recordValue(Math.max(1, nowMicros() - sentAt));
       // Cumulative acks are cheap; shared subscriptions must ack individually.
       if (o.subscriptionType === 'shared' || o.subscriptionType === 'key_shared') consumer.ack(message);
       else if (received % 100 === 0 || received === o.messagesMax) consumer.ackCumulative(message);

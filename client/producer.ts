@@ -15,7 +15,10 @@ export interface ProducerOptions {
   batchingMaxMessages?: number;
   /** Maximum payload bytes in one batch. Default 512 KiB. */
   batchingMaxBytes?: number;
-  /** How long a batch may wait for more messages, in ms. Default 1. */
+  /**
+   * How long a batch may wait for more messages while another batch is in flight, in ms.
+   * Default 1. With nothing in flight a batch leaves at once.
+   */
   batchingMaxDelayMs?: number;
   /** Maximum messages sent but not yet acknowledged; send() fails with ADMQ_ERR_QUEUE_FULL beyond it. Default 50,000. */
   maxPendingMessages?: number;
@@ -70,6 +73,7 @@ export class Producer {
   #batch: PendingSend[] = [];
   #batchBytes = 0;
   #lingerTimer: NodeJS.Timeout | undefined;
+  #microtaskFlush = false;
   #requestId = 0;
   readonly #inflight = new Map<number, PendingSend[]>();
   #unsent: PendingSend[][] = [];
@@ -182,6 +186,7 @@ export class Producer {
       p.resolve({ topic: this.topic, offset: Number(r.offset), sequenceId: p.sequenceId, duplicate: r.duplicate, hlc: BigInt(r.hlc) });
     });
     this.#settled(batch.length);
+    if (this.#inflight.size === 0 && this.#batch.length > 0) this.#flushBatch();
   }
 
   #settled(count: number): void {
@@ -296,10 +301,26 @@ export class Producer {
       this.#pendingCount++;
       if (this.#batch.length >= this.#options.batchingMaxMessages || this.#batchBytes >= this.#options.batchingMaxBytes) {
         this.#flushBatch();
-      } else if (!this.#lingerTimer) {
-        this.#lingerTimer = setTimeout(() => this.#flushBatch(), this.#options.batchingMaxDelayMs);
+      } else if (this.#inflight.size === 0 && !this.#microtaskFlush) {
+        // Nothing in flight: waiting would only add latency. Send what this turn of the
+        // event loop queued. Under load a batch is always in flight, and messages gather
+        // until it returns, the batch fills, or the linger time passes.
+        this.#microtaskFlush = true;
+        queueMicrotask(() => {
+          this.#microtaskFlush = false;
+          if (this.#inflight.size === 0) this.#flushBatch();
+          else this.#armLinger();
+        });
+      } else {
+        this.#armLinger();
       }
     });
+  }
+
+  #armLinger(): void {
+    if (!this.#lingerTimer && this.#batch.length > 0) {
+      this.#lingerTimer = setTimeout(() => this.#flushBatch(), this.#options.batchingMaxDelayMs);
+    }
   }
 
   /** Sends the current batch now. */
