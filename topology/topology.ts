@@ -1,0 +1,222 @@
+// The topology model: regions and their endpoints, the links between them, tenants with
+// their allowed regions, and namespaces with their replication sets. Pure: validation
+// takes a parsed document and returns a checked, normalised Topology or throws a
+// TopologyError that names the field.
+import { TopologyError } from './errors.ts';
+
+export type TransportKind = 'tlcp' | 'tls' | 'insecure';
+
+export interface RegionSpec {
+  name: string;
+  /** Client gRPC API, host:port. */
+  grpc: string;
+  /** Admin REST API, host:port. */
+  admin: string;
+  /** Replication listener, host:port: where other regions' replicators connect. */
+  replication: string;
+  dataDir?: string;
+}
+
+export interface TenantSpec {
+  name: string;
+  allowedRegions: string[];
+  homeRegion: string;
+}
+
+export interface NamespaceSpec {
+  /** tenant/namespace */
+  name: string;
+  tenant: string;
+  replicationSet: string[];
+}
+
+export interface TransportSpec {
+  kind: TransportKind;
+  /** Directory of certificates made by `admq certs` (tlcp and tls). */
+  certDir?: string;
+}
+
+export interface Topology {
+  regions: Map<string, RegionSpec>;
+  /** Undirected links; a full mesh unless the document lists links. */
+  links: Array<[string, string]>;
+  /** Per directed link, the address the sender dials instead of the receiver's own (a proxy, a relay box). */
+  endpoints: Map<string, string>;
+  tenants: Map<string, TenantSpec>;
+  namespaces: Map<string, NamespaceSpec>;
+  transport: TransportSpec;
+  maxClockOffsetMs: number;
+}
+
+const REGION_NAME = /^[a-z][a-z0-9-]{0,62}$/;
+const NAME_PART = /^[a-zA-Z0-9_.=-]+$/;
+const HOST_PORT = /^[^\s:]+:(\d{1,5})$/;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function hostPort(field: string, value: unknown): string {
+  if (typeof value !== 'string' || !HOST_PORT.test(value) || Number(HOST_PORT.exec(value)?.[1]) > 65535) {
+    throw new TopologyError(field, `must be "host:port"; got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function regionList(field: string, value: unknown, regions: Map<string, RegionSpec>): string[] {
+  if (!Array.isArray(value) || value.length === 0) throw new TopologyError(field, 'must be a non-empty list of region names');
+  const out: string[] = [];
+  value.forEach((r, i) => {
+    if (typeof r !== 'string' || !regions.has(r)) throw new TopologyError(`${field}[${i}]`, `unknown region ${JSON.stringify(r)}`);
+    if (out.includes(r)) throw new TopologyError(`${field}[${i}]`, `region "${r}" is listed twice`);
+    out.push(r);
+  });
+  return out;
+}
+
+export function linkKey(from: string, to: string): string {
+  return `${from}->${to}`;
+}
+
+/** Checks a parsed topology document and returns the model. */
+export function validateTopology(doc: unknown): Topology {
+  if (!isRecord(doc)) throw new TopologyError('(document)', 'must be a mapping');
+  for (const key of Object.keys(doc)) {
+    if (!['regions', 'links', 'endpoints', 'tenants', 'namespaces', 'transport', 'maxClockOffsetMs'].includes(key)) {
+      throw new TopologyError(key, 'unknown field');
+    }
+  }
+  if (!isRecord(doc.regions) || Object.keys(doc.regions).length === 0) throw new TopologyError('regions', 'must map region names to their endpoints');
+  const regions = new Map<string, RegionSpec>();
+  const seen = new Map<string, string>();
+  for (const [name, spec] of Object.entries(doc.regions)) {
+    if (!REGION_NAME.test(name)) throw new TopologyError(`regions.${name}`, 'a region name is lowercase letters, digits and "-", starting with a letter');
+    if (!isRecord(spec)) throw new TopologyError(`regions.${name}`, 'must be a mapping with grpc, admin and replication');
+    const region: RegionSpec = {
+      name,
+      grpc: hostPort(`regions.${name}.grpc`, spec.grpc),
+      admin: hostPort(`regions.${name}.admin`, spec.admin),
+      replication: hostPort(`regions.${name}.replication`, spec.replication),
+    };
+    if (spec.dataDir !== undefined) {
+      if (typeof spec.dataDir !== 'string') throw new TopologyError(`regions.${name}.dataDir`, 'must be a path');
+      region.dataDir = spec.dataDir;
+    }
+    for (const field of ['grpc', 'admin', 'replication'] as const) {
+      const address = region[field];
+      if (!address.endsWith(':0')) {
+        const other = seen.get(address);
+        if (other) throw new TopologyError(`regions.${name}.${field}`, `address ${address} is also ${other}`);
+        seen.set(address, `regions.${name}.${field}`);
+      }
+    }
+    regions.set(name, region);
+  }
+
+  const names = [...regions.keys()].sort();
+  let links: Array<[string, string]> = [];
+  if (doc.links === undefined) {
+    for (let i = 0; i < names.length; i++) for (let j = i + 1; j < names.length; j++) links.push([names[i] as string, names[j] as string]);
+  } else {
+    if (!Array.isArray(doc.links)) throw new TopologyError('links', 'must be a list of [regionA, regionB] pairs');
+    links = doc.links.map((pair, i) => {
+      if (!Array.isArray(pair) || pair.length !== 2) throw new TopologyError(`links[${i}]`, 'must be a pair [regionA, regionB]');
+      const [a, b] = regionList(`links[${i}]`, pair, regions) as [string, string];
+      return a < b ? [a, b] : [b, a];
+    });
+  }
+
+  const endpoints = new Map<string, string>();
+  if (doc.endpoints !== undefined) {
+    if (!isRecord(doc.endpoints)) throw new TopologyError('endpoints', 'must map "from->to" to host:port');
+    for (const [key, value] of Object.entries(doc.endpoints)) {
+      const [from, to] = key.split('->');
+      if (!from || !to || !regions.has(from) || !regions.has(to)) throw new TopologyError(`endpoints.${key}`, 'key must be "from->to" with known regions');
+      endpoints.set(linkKey(from, to), hostPort(`endpoints.${key}`, value));
+    }
+  }
+
+  let transport: TransportSpec = { kind: 'tlcp' };
+  if (doc.transport !== undefined) {
+    if (!isRecord(doc.transport)) throw new TopologyError('transport', 'must be a mapping with kind (tlcp, tls or insecure)');
+    const kind = doc.transport.kind;
+    if (kind !== 'tlcp' && kind !== 'tls' && kind !== 'insecure') throw new TopologyError('transport.kind', `must be tlcp, tls or insecure; got ${JSON.stringify(kind)}`);
+    transport = { kind };
+    if (doc.transport.certDir !== undefined) {
+      if (typeof doc.transport.certDir !== 'string') throw new TopologyError('transport.certDir', 'must be a path');
+      transport.certDir = doc.transport.certDir;
+    }
+  }
+  if (transport.kind !== 'insecure' && !transport.certDir) throw new TopologyError('transport.certDir', `is required for ${transport.kind} links (make one with "admq certs")`);
+
+  const tenants = new Map<string, TenantSpec>();
+  if (doc.tenants !== undefined) {
+    if (!isRecord(doc.tenants)) throw new TopologyError('tenants', 'must map tenant names to their allowed regions');
+    for (const [name, spec] of Object.entries(doc.tenants)) {
+      if (!NAME_PART.test(name)) throw new TopologyError(`tenants.${name}`, 'a tenant name uses [a-zA-Z0-9_.=-]');
+      if (!isRecord(spec)) throw new TopologyError(`tenants.${name}`, 'must be a mapping with allowedRegions and homeRegion');
+      const allowedRegions = regionList(`tenants.${name}.allowedRegions`, spec.allowedRegions, regions);
+      const homeRegion = spec.homeRegion ?? allowedRegions[0];
+      if (typeof homeRegion !== 'string' || !allowedRegions.includes(homeRegion)) {
+        throw new TopologyError(`tenants.${name}.homeRegion`, `must be one of the allowed regions (${allowedRegions.join(', ')})`);
+      }
+      tenants.set(name, { name, allowedRegions, homeRegion });
+    }
+  }
+
+  const namespaces = new Map<string, NamespaceSpec>();
+  const adjacency = new Map<string, string[]>();
+  for (const [a, b] of links) {
+    adjacency.set(a, [...(adjacency.get(a) ?? []), b]);
+    adjacency.set(b, [...(adjacency.get(b) ?? []), a]);
+  }
+  if (doc.namespaces !== undefined) {
+    if (!isRecord(doc.namespaces)) throw new TopologyError('namespaces', 'must map tenant/namespace to a replication set');
+    for (const [name, spec] of Object.entries(doc.namespaces)) {
+      const parts = name.split('/');
+      if (parts.length !== 2 || !parts.every((p) => NAME_PART.test(p))) throw new TopologyError(`namespaces.${name}`, 'a namespace is named tenant/namespace');
+      const tenant = parts[0] as string;
+      const tenantSpec = tenants.get(tenant);
+      if (!tenantSpec) throw new TopologyError(`namespaces.${name}`, `tenant "${tenant}" is not declared under tenants`);
+      if (!isRecord(spec)) throw new TopologyError(`namespaces.${name}`, 'must be a mapping with replicationSet');
+      const replicationSet = regionList(`namespaces.${name}.replicationSet`, spec.replicationSet, regions);
+      for (const r of replicationSet) {
+        if (!tenantSpec.allowedRegions.includes(r)) {
+          throw new TopologyError(`namespaces.${name}.replicationSet`, `region "${r}" is outside tenant ${tenant}'s allowed regions (${tenantSpec.allowedRegions.join(', ')})`);
+        }
+      }
+      // Data may only travel through regions that may hold it: the set must be connected by itself.
+      const reached = new Set<string>([replicationSet[0] as string]);
+      const queue = [replicationSet[0] as string];
+      while (queue.length > 0) {
+        const at = queue.shift() as string;
+        for (const next of adjacency.get(at) ?? []) if (replicationSet.includes(next) && !reached.has(next)) (reached.add(next), queue.push(next));
+      }
+      const cut = replicationSet.filter((r) => !reached.has(r));
+      if (cut.length > 0) {
+        throw new TopologyError(`namespaces.${name}.replicationSet`, `regions ${cut.join(', ')} cannot be reached through links that stay inside the replication set`);
+      }
+      namespaces.set(name, { name, tenant, replicationSet });
+    }
+  }
+
+  const maxClockOffsetMs = doc.maxClockOffsetMs ?? 500;
+  if (typeof maxClockOffsetMs !== 'number' || !Number.isInteger(maxClockOffsetMs) || maxClockOffsetMs < 1) {
+    throw new TopologyError('maxClockOffsetMs', 'must be a positive integer (ms)');
+  }
+  return { regions, links, endpoints, tenants, namespaces, transport, maxClockOffsetMs };
+}
+
+/** The address region `from` dials to reach `to`'s replication listener. */
+export function replicationAddress(topology: Topology, from: string, to: string): string {
+  return topology.endpoints.get(linkKey(from, to)) ?? (topology.regions.get(to) as RegionSpec).replication;
+}
+
+export function neighbours(topology: Topology, region: string): string[] {
+  const out: string[] = [];
+  for (const [a, b] of topology.links) {
+    if (a === region) out.push(b);
+    else if (b === region) out.push(a);
+  }
+  return out.sort();
+}
