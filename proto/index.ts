@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 
 export const PROTO_PATH = fileURLToPath(new URL('./admq.proto', import.meta.url));
+export const REPLICATION_PROTO_PATH = fileURLToPath(new URL('./replication.proto', import.meta.url));
 
 /** Trailing-metadata key that carries an ADMQ_ERR_* code on a failed call. */
 export const ERROR_CODE_METADATA_KEY = 'admq-error-code';
@@ -38,6 +39,10 @@ export const ErrorCode = {
   Closed: 'ADMQ_ERR_CLOSED',
   QueueFull: 'ADMQ_ERR_QUEUE_FULL',
   Admin: 'ADMQ_ERR_ADMIN',
+  // Replication between regions.
+  ClockSkew: 'ADMQ_ERR_CLOCK_SKEW',
+  Residency: 'ADMQ_ERR_RESIDENCY',
+  Unauthorized: 'ADMQ_ERR_UNAUTHORIZED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -62,10 +67,17 @@ export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
 };
 
 let cached: protoLoader.PackageDefinition | undefined;
+let cachedReplication: protoLoader.PackageDefinition | undefined;
 
 export function loadPackageDefinition(): protoLoader.PackageDefinition {
   cached ??= protoLoader.loadSync(PROTO_PATH, PROTO_LOADER_OPTIONS);
   return cached;
+}
+
+/** The internal region-to-region replication service (replication.proto). */
+export function loadReplicationPackageDefinition(): protoLoader.PackageDefinition {
+  cachedReplication ??= protoLoader.loadSync(REPLICATION_PROTO_PATH, PROTO_LOADER_OPTIONS);
+  return cachedReplication;
 }
 
 export type * from './types.ts';

@@ -53,7 +53,7 @@ function objectBody(body: unknown): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
-export function buildAdminRoutes(broker: Broker, info: () => Record<string, unknown>): Route[] {
+export function buildAdminRoutes(broker: Broker, info: () => Record<string, unknown>, replicationStatus?: () => unknown): Route[] {
   const seg = '([^/]+)';
   const topicName = (p: string[]): string => parseTopicName(`${p[0]}/${p[1]}/${p[2]}`).full;
   const r = (method: string, path: string, handler: Handler): Route => ({
@@ -65,6 +65,10 @@ export function buildAdminRoutes(broker: Broker, info: () => Record<string, unkn
   return [
     r('GET', '/health', () => ({ status: 'ok', region: broker.region })),
     r('GET', '/node', () => info()),
+    r('GET', '/replication/status', () => {
+      if (!replicationStatus) throw new AdmqError(ErrorCode.BadRequest, 'this node runs without a topology: no replication');
+      return replicationStatus();
+    }),
     r('GET', '/tenants', () => md.listTenants().map((t) => t.name)),
     r('GET', '/tenants/:x', (p) => md.requireTenant(p[0] as string)),
     r('PUT', '/tenants/:x', async (p, body) => {
@@ -123,9 +127,10 @@ export function startAdminServer(options: {
   host: string;
   port: number;
   info: () => Record<string, unknown>;
+  replicationStatus?: () => unknown;
   log: (line: string) => void;
 }): Promise<Server> {
-  const routes = buildAdminRoutes(options.broker, options.info);
+  const routes = buildAdminRoutes(options.broker, options.info, options.replicationStatus);
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname.replace(/\/+$/, '') || '/';

@@ -31,6 +31,12 @@ export interface RegionNodeConfig {
   bootstrapNamespace: string;
   /** Time given to in-flight calls on shutdown before they are cancelled, in ms. Default 5,000. */
   shutdownGraceMs: number;
+  /**
+   * Topology file (YAML or JSON). When set, the node is region `region` of that topology:
+   * its endpoints and data directory come from the file (unless given explicitly), and it
+   * replicates to the other regions. "" (default): a standalone node.
+   */
+  topology: string;
 }
 
 export const DEFAULT_CONFIG: RegionNodeConfig = {
@@ -48,6 +54,7 @@ export const DEFAULT_CONFIG: RegionNodeConfig = {
   negativeAckRedeliveryDelayMs: 1_000,
   bootstrapNamespace: 'public/default',
   shutdownGraceMs: 5_000,
+  topology: '',
 };
 
 function integer(field: string, value: unknown, min: number, max: number): number {
@@ -95,6 +102,7 @@ export function validateConfig(input: Partial<RegionNodeConfig> & Record<string,
     negativeAckRedeliveryDelayMs: integer('negativeAckRedeliveryDelayMs', merged.negativeAckRedeliveryDelayMs, 0, 86_400_000),
     bootstrapNamespace: bootstrap,
     shutdownGraceMs: integer('shutdownGraceMs', merged.shutdownGraceMs, 0, 600_000),
+    topology: text('topology', merged.topology),
   };
   if (config.grpcPort !== 0 && config.grpcPort === config.adminPort && config.grpcHost === config.adminHost) {
     throw new ConfigError(`grpcPort and adminPort are both ${config.grpcPort}; they must differ`);

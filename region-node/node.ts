@@ -9,6 +9,10 @@ import { LogStore } from './storage/log-store.ts';
 import { AdmqError } from './errors.ts';
 import { ErrorCode } from '../proto/index.ts';
 import { installHttp2ServerWindows } from './http2-window.ts';
+import { dirname, resolve } from 'node:path';
+import { loadTopology, type Topology } from '../topology/index.ts';
+import { ConfigError } from './errors.ts';
+import { startReplication, type ReplicationRuntime } from './replication-setup.ts';
 
 export interface RegionNodeDeps {
   /** Physical time source for the HLC and timestamps; tests inject a skewed one. */
@@ -22,13 +26,33 @@ export interface RegionNodeHandle {
   readonly grpcAddress: string;
   /** http://host:port of the admin API. */
   readonly adminUrl: string;
+  /** host:port of the replication listener, when the node runs in a topology. */
+  readonly replicationAddress: string | undefined;
   readonly broker: Broker;
   /** Stops serving, waits for queued writes to reach disk, closes storage. Idempotent. */
   close(): Promise<void>;
 }
 
 export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDeps = {}): Promise<RegionNodeHandle> {
-  const config = validateConfig(input);
+  let config = validateConfig(input);
+  let topology: Topology | undefined;
+  if (config.topology) {
+    topology = loadTopology(config.topology);
+    const spec = topology.regions.get(config.region);
+    if (!spec) throw new ConfigError(`region "${config.region}" is not one of the topology's regions (${[...topology.regions.keys()].join(', ')})`);
+    // The topology gives the endpoints and data directory unless the caller set them.
+    const [grpcHost, grpcPort] = spec.grpc.split(':') as [string, string];
+    const [adminHost, adminPort] = spec.admin.split(':') as [string, string];
+    config = validateConfig({
+      ...input,
+      ...(input.grpcHost === undefined && { grpcHost }),
+      ...(input.grpcPort === undefined && { grpcPort: Number(grpcPort) }),
+      ...(input.adminHost === undefined && { adminHost }),
+      ...(input.adminPort === undefined && { adminPort: Number(adminPort) }),
+      ...(input.dataDir === undefined && spec.dataDir !== undefined && { dataDir: resolve(dirname(config.topology), spec.dataDir) }),
+      maxClockOffsetMs: input.maxClockOffsetMs ?? topology.maxClockOffsetMs,
+    });
+  }
   const readPhysicalMs = deps.readPhysicalMs ?? Date.now;
   const log = deps.log ?? ((line: string) => console.log(line));
   const store = LogStore.open({
@@ -45,6 +69,18 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
     negativeAckRedeliveryDelayMs: config.negativeAckRedeliveryDelayMs,
     nowMs: readPhysicalMs,
   });
+  if (topology) {
+    // Tenants and namespaces of the topology exist in every region that may hold them.
+    for (const tenant of topology.tenants.values()) {
+      if (!tenant.allowedRegions.includes(config.region)) continue;
+      if (!broker.metadata.getTenant(tenant.name)) await broker.metadata.createTenant(tenant.name, { allowedRegions: tenant.allowedRegions });
+    }
+    for (const ns of topology.namespaces.values()) {
+      if (!ns.replicationSet.includes(config.region)) continue;
+      const [, namespace] = ns.name.split('/') as [string, string];
+      if (!broker.metadata.getNamespace(ns.tenant, namespace)) await broker.metadata.createNamespace(ns.tenant, namespace);
+    }
+  }
   if (config.bootstrapNamespace) {
     const [tenant, namespace] = config.bootstrapNamespace.split('/') as [string, string];
     if (!broker.metadata.getTenant(tenant)) await broker.metadata.createTenant(tenant);
@@ -60,6 +96,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
     'grpc.max_send_message_length': config.messageBytesMax * 2 + 1024 * 1024,
   });
   grpcServer.addService(service.definition, service.implementation);
+  let replication: ReplicationRuntime | undefined;
   let grpcPort: number;
   let httpServer: HttpServer;
   try {
@@ -73,7 +110,8 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
       host: config.adminHost,
       port: config.adminPort,
       log,
-      info: () => ({ region: config.region, dataDir: config.dataDir, durability: config.durability, grpcAddress, adminUrl, pid: process.pid }),
+      info: () => ({ region: config.region, dataDir: config.dataDir, durability: config.durability, grpcAddress, adminUrl, replicationAddress: replication?.address, pid: process.pid }),
+      replicationStatus: () => replication?.replicator.status(),
     }).catch((error: Error) => {
       throw new AdmqError(ErrorCode.Config, `cannot listen for the admin API on ${config.adminHost}:${config.adminPort}: ${error.message}`);
     });
@@ -83,6 +121,17 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
     await store.close();
     throw error;
   }
+  if (topology) {
+    try {
+      replication = await startReplication({ topology, topologyDir: dirname(resolve(config.topology)), region: config.region, broker, readPhysicalMs, log });
+    } catch (error) {
+      grpcServer.forceShutdown();
+      httpServer.close();
+      broker.close();
+      await store.close();
+      throw error;
+    }
+  }
   const address = httpServer.address();
   const adminPort = typeof address === 'object' && address ? address.port : config.adminPort;
   const grpcAddress = `${config.grpcHost}:${grpcPort}`;
@@ -91,6 +140,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      await replication?.close();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           grpcServer.forceShutdown();
@@ -112,5 +162,5 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
     return closing;
   };
 
-  return { config, grpcAddress, adminUrl, broker, close };
+  return { config, grpcAddress, adminUrl, replicationAddress: replication?.address, broker, close };
 }

@@ -14,7 +14,7 @@
 import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { HybridLogicalClock, type HlcTimestamp } from '../../conflict/index.ts';
+import { ClockSkewError, HybridLogicalClock, hlcWallMs, type HlcTimestamp } from '../../conflict/index.ts';
 import { ErrorCode } from '../../proto/index.ts';
 import { AdmqError, InvariantViolation, StorageError, assert } from '../errors.ts';
 import { chunkKey, chunkKeyOffset, topicKeyPrefix, decodeChunk, encodeChunk, entryEncodedBytes, type Entry } from './entry-codec.ts';
@@ -67,6 +67,8 @@ export class TopicLog {
   firstOffset = 0;
   lastPublishTimeMs = 0;
   readonly producers = new Map<string, ProducerMark>();
+  /** Per origin region other than this one: the highest origin position stored. */
+  readonly origins = new Map<string, OriginMark>();
   /** Recently written or read chunks, decoded, by first offset. */
   readonly chunkCache = new Map<number, Entry[]>();
   readonly #durableListeners = new Set<() => void>();
@@ -95,9 +97,18 @@ export class TopicLog {
 
 interface AppendRequest {
   log: TopicLog;
+  /** Local writes from producers. */
   messages: AppendMessage[];
+  /** Entries replicated from other regions, with their origin fields; `offset` is ignored. */
+  replicated?: Entry[];
   resolve: (results: AppendResult[]) => void;
   reject: (error: unknown) => void;
+}
+
+/** Highest origin position (and its HLC) stored in a topic log for one origin region. */
+export interface OriginMark {
+  position: number;
+  hlc: string;
 }
 
 interface StagedLog {
@@ -105,6 +116,7 @@ interface StagedLog {
   nextOffset: number;
   lastPublishTimeMs: number;
   producers: Map<string, ProducerMark>;
+  origins: Map<string, OriginMark>;
   chunks: Array<{ base: number; entries: Entry[] }>;
   bytes: number;
   entries: number;
@@ -268,6 +280,9 @@ export class LogStore {
     for (const { key, value } of this.metaRange<ProducerMark>(['producer', id])) {
       log.producers.set(String(key[2]), value);
     }
+    for (const { key, value } of this.metaRange<OriginMark>(['origin', id])) {
+      log.origins.set(String(key[2]), value);
+    }
     this.logs.set(id, log);
     return log;
   }
@@ -284,6 +299,34 @@ export class LogStore {
       this.#queue.push({ log, messages, resolve, reject });
       this.#kick();
     });
+  }
+
+  /**
+   * Appends entries received from other regions, skipping any whose (origin region, origin
+   * position) is already stored. The origin marks commit in the same transaction as the
+   * entries, so a crash can neither lose nor duplicate one. A batch carrying a clock too
+   * far ahead of ours is refused whole (ClockSkewError): the sender keeps it and retries.
+   */
+  appendReplicated(log: TopicLog, entries: Entry[]): Promise<AppendResult[]> {
+    if (this.#closed) return Promise.reject(new AdmqError(ErrorCode.ShuttingDown, 'the node is shutting down'));
+    if (log.deleted) return Promise.reject(new AdmqError(ErrorCode.TopicNotFound, `topic ${log.name} was deleted`));
+    if (this.#writeFailure) return Promise.reject(this.#writeFailure);
+    const now = Math.floor(this.#options.readPhysicalMs());
+    for (const entry of entries) {
+      const skewMs = hlcWallMs(entry.hlc) - now;
+      if (skewMs > this.#options.maxClockOffsetMs) return Promise.reject(new ClockSkewError(skewMs, this.#options.maxClockOffsetMs));
+    }
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ log, messages: [], replicated: entries, resolve, reject });
+      this.#kick();
+    });
+  }
+
+  /** Highest origin positions stored per origin region, this region's own included. */
+  originMarks(log: TopicLog): Map<string, number> {
+    const marks = new Map<string, number>();
+    for (const [origin, mark] of log.origins) marks.set(origin, mark.position);
+    return marks;
   }
 
   #kick(): void {
@@ -329,6 +372,7 @@ export class LogStore {
       s.log.nextOffset = s.nextOffset;
       s.log.lastPublishTimeMs = s.lastPublishTimeMs;
       for (const [name, mark] of s.producers) s.log.producers.set(name, mark);
+      for (const [origin, mark] of s.origins) s.log.origins.set(origin, mark);
       for (const chunk of s.chunks) this.#cacheChunk(s.log, chunk.base, chunk.entries);
       s.log.bytesAppended += s.bytes;
       s.log.entriesAppended += s.entries;
@@ -362,7 +406,7 @@ export class LogStore {
       const log = request.log;
       let s = logs.get(log);
       if (!s) {
-        s = { log, nextOffset: log.nextOffset, lastPublishTimeMs: log.lastPublishTimeMs, producers: new Map(), chunks: [], bytes: 0, entries: 0 };
+        s = { log, nextOffset: log.nextOffset, lastPublishTimeMs: log.lastPublishTimeMs, producers: new Map(), origins: new Map(), chunks: [], bytes: 0, entries: 0 };
         logs.set(log, s);
         pending.set(log, []);
       }
@@ -396,6 +440,21 @@ export class LogStore {
         if (m.producerName) s.producers.set(m.producerName, { sequenceId: m.sequenceId, offset });
         out.push({ sequenceId: m.sequenceId, offset, duplicate: false, hlc });
       }
+      for (const r of request.replicated ?? []) {
+        // Dedupe by global id: an entry already stored (through any path) is skipped.
+        const mark = s.origins.get(r.originRegion) ?? log.origins.get(r.originRegion);
+        if (r.originRegion === this.region || (mark && r.originPosition <= mark.position)) {
+          out.push({ sequenceId: r.sequenceId, offset: -1, duplicate: true, hlc: r.hlc });
+          continue;
+        }
+        // The skew was checked when the batch was queued; here the clock only merges.
+        this.clock.advanceTo(r.hlc);
+        const offset = s.nextOffset++;
+        // Origin fields never change as an entry travels; only the local offset is ours.
+        entries.push({ ...r, offset });
+        s.origins.set(r.originRegion, { position: r.originPosition, hlc: r.hlc.toString() });
+        out.push({ sequenceId: r.sequenceId, offset, duplicate: false, hlc: r.hlc });
+      }
       results.set(request, out);
     }
     for (const [log, entries] of pending) {
@@ -420,6 +479,7 @@ export class LogStore {
       }
       flush();
       for (const [name, mark] of s.producers) this.#meta.putSync(['producer', log.id, name], mark);
+      for (const [origin, mark] of s.origins) this.#meta.putSync(['origin', log.id, origin], mark);
     }
     this.#meta.putSync(['hlc'], this.clock.last.toString());
     return { logs, results };
@@ -511,6 +571,29 @@ export class LogStore {
     }
   }
 
+  /** Queues a replication sender cursor (local offset acknowledged by `remote`) for the next commit. */
+  saveReplicationCursor(topicId: number, remote: string, offset: number): void {
+    const key: MetaKey = ['replCursor', topicId, remote];
+    this.#dirtyCursors.set(key.join('\u0000'), { key, value: offset });
+    this.saveCursorSoon();
+  }
+
+  loadReplicationCursor(topicId: number, remote: string): number {
+    const pending = this.#dirtyCursors.get(['replCursor', topicId, remote].join('\u0000'));
+    if (pending) return pending.value as number;
+    return this.metaGet<number>(['replCursor', topicId, remote]) ?? 0;
+  }
+
+  private saveCursorSoon(): void {
+    if (!this.#cursorTimer && !this.#closed) {
+      this.#cursorTimer = setTimeout(() => {
+        this.#cursorTimer = undefined;
+        this.#kick();
+      }, this.#options.cursorFlushIntervalMs);
+      this.#cursorTimer.unref();
+    }
+  }
+
   deleteCursor(topicId: number, subscription: string): void {
     this.saveCursor(topicId, subscription, undefined);
   }
@@ -532,6 +615,8 @@ export class LogStore {
       }
       for (const { key } of this.metaRange(['producer', log.id])) this.#meta.removeSync(key);
       for (const { key } of this.metaRange(['cursor', log.id])) this.#meta.removeSync(key);
+      for (const { key } of this.metaRange(['replCursor', log.id])) this.#meta.removeSync(key);
+      for (const { key } of this.metaRange(['origin', log.id])) this.#meta.removeSync(key);
       this.#meta.removeSync(['logStart', log.id]);
     });
     await this.#env.flushed;

@@ -1,0 +1,55 @@
+// The region node's implementation of the replicator's log interface.
+import type { ReplicatedEntry, ReplicationLog, LogEntry } from '../replicator/index.ts';
+import { ErrorCode } from '../proto/index.ts';
+import type { Broker } from './broker/broker.ts';
+import { AdmqError } from './errors.ts';
+import { parseTopicName } from './names.ts';
+import type { Entry } from './storage/entry-codec.ts';
+import type { TopicLog } from './storage/log-store.ts';
+
+export function createReplicationLog(broker: Broker): ReplicationLog {
+  const store = broker.store;
+  const logOf = (topic: string): TopicLog => broker.topic(topic).log;
+  return {
+    region: store.region,
+    listTopics: () =>
+      store
+        .metaRange<{ name: string; id: number; partitions: number }>(['topic'])
+        .map((e) => e.value)
+        .filter((t) => t.id > 0)
+        .map((t) => t.name),
+    read: (topic, fromOffset, max) => store.read(logOf(topic), fromOffset, max) as LogEntry[],
+    tail: (topic) => logOf(topic).durableNextOffset,
+    averageEntryBytes: (topic) => {
+      const log = logOf(topic);
+      return log.entriesAppended > 0 ? log.bytesAppended / log.entriesAppended : 1024;
+    },
+    onAppend: (topic, listener) => logOf(topic).onDurable(listener),
+    ensureTopic: async (topic) => {
+      const name = parseTopicName(topic);
+      if (broker.metadata.getTopic(name.full)) return;
+      if (!broker.metadata.getNamespace(name.tenant, name.namespace)) {
+        throw new AdmqError(ErrorCode.NamespaceNotFound, `namespace ${name.tenant}/${name.namespace} does not exist in ${store.region}`);
+      }
+      try {
+        await broker.createTopic(name.full, 0);
+      } catch (error) {
+        if ((error as AdmqError).code !== ErrorCode.AlreadyExists) throw error;
+      }
+    },
+    appendReplicated: async (topic, entries: ReplicatedEntry[]) => {
+      const results = await store.appendReplicated(logOf(topic), entries.map((e) => ({ ...e, offset: 0 }) as Entry));
+      let appended = 0;
+      for (const r of results) if (!r.duplicate) appended++;
+      return { appended, duplicates: results.length - appended };
+    },
+    originMarks: (topic) => store.originMarks(logOf(topic)),
+    watermarks: (topic) => {
+      const out = new Map<string, bigint>();
+      for (const [origin, mark] of logOf(topic).origins) out.set(origin, BigInt(mark.hlc));
+      return out;
+    },
+    loadCursor: (topic, remote) => store.loadReplicationCursor(logOf(topic).id, remote),
+    saveCursor: (topic, remote, offset) => store.saveReplicationCursor(logOf(topic).id, remote, offset),
+  };
+}

@@ -1,0 +1,91 @@
+// Starts a node's part in a multi-region deployment: the replication listener with the
+// topology's transport security, and the replicator over the node's log.
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { startReplicator, type ReplicatorHandle } from '../replicator/index.ts';
+import { bindGrpcServer, channelCredentials, tlcpPeerIdentity, type TransportSecurity } from '../tls/index.ts';
+import type { Topology } from '../topology/index.ts';
+import type { Broker } from './broker/broker.ts';
+import { ConfigError } from './errors.ts';
+import { installHttp2ServerWindows } from './http2-window.ts';
+import { createReplicationLog } from './replication-log.ts';
+
+function readPem(dir: string, file: string): string {
+  const path = join(dir, file);
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`transport.certDir: cannot read ${path} (make certificates with "admq certs"): ${(error as Error).message}`);
+  }
+}
+
+/** Transport security of this region's links, from the topology's transport and cert directory. */
+export function linkSecurity(topology: Topology, region: string, topologyDir: string, remote?: string): TransportSecurity {
+  const transport = topology.transport;
+  if (transport.kind === 'insecure') return { kind: 'insecure' };
+  if (transport.kind === 'tls') {
+    throw new ConfigError('transport.kind "tls" for replication links needs standard X.509 certificates, which admq certs does not make yet; use tlcp or insecure');
+  }
+  const dir = resolve(topologyDir, transport.certDir ?? '.');
+  return {
+    kind: 'tlcp',
+    caPem: readPem(dir, 'ca.crt'),
+    signCertPem: readPem(dir, `${region}-sign.crt`),
+    signKeyPem: readPem(dir, `${region}-sign.key`),
+    encCertPem: readPem(dir, `${region}-enc.crt`),
+    encKeyPem: readPem(dir, `${region}-enc.key`),
+    ...(remote ? { servername: `${remote}.admq` } : {}),
+  };
+}
+
+export interface ReplicationRuntime {
+  replicator: ReplicatorHandle;
+  address: string;
+  close(): Promise<void>;
+}
+
+export async function startReplication(options: {
+  topology: Topology;
+  topologyDir: string;
+  region: string;
+  broker: Broker;
+  readPhysicalMs: () => number;
+  log: (line: string) => void;
+}): Promise<ReplicationRuntime> {
+  const { topology, region, topologyDir } = options;
+  const spec = topology.regions.get(region);
+  if (!spec) throw new ConfigError(`region "${region}" is not in the topology`);
+  const serverSecurity = linkSecurity(topology, region, topologyDir);
+  const credentials = new Map<string, grpc.ChannelCredentials>();
+  const replicator = startReplicator(
+    { topology, region },
+    {
+      log: createReplicationLog(options.broker),
+      channelCredentials: (remote) => {
+        let c = credentials.get(remote);
+        if (!c) credentials.set(remote, (c = channelCredentials(linkSecurity(topology, region, topologyDir, remote))));
+        return c;
+      },
+      peerRegion: (call) => (serverSecurity.kind === 'tlcp' ? (tlcpPeerIdentity(call)?.organizationalUnit ?? '') : undefined),
+      nowMs: options.readPhysicalMs,
+      logLine: options.log,
+    },
+  );
+  installHttp2ServerWindows();
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 });
+  server.addService(replicator.service.definition, replicator.service.implementation);
+  const [host, port] = spec.replication.split(':') as [string, string];
+  const binding = await bindGrpcServer(server, serverSecurity, { host, port: Number(port) });
+  let closed: Promise<void> | undefined;
+  return {
+    replicator,
+    address: `${host}:${binding.port}`,
+    close: () =>
+      (closed ??= (async () => {
+        await replicator.close();
+        server.forceShutdown();
+        await binding.close().catch(() => {});
+      })()),
+  };
+}

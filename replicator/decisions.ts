@@ -1,0 +1,70 @@
+// The replicator's pure decisions: which entries a link ships, and how lag is reported.
+// Functions of (state, input, now); no I/O, no timers.
+import type { LogEntry } from './log.ts';
+
+export interface SelectionInput {
+  entries: readonly LogEntry[];
+  /** The receiver's highest stored origin position per origin. */
+  marks: ReadonlyMap<string, number>;
+  /** Whether an entry of this origin travels over this link (routing). */
+  routes: (origin: string) => boolean;
+  /** Whether the remote region may hold this topic's data (residency). */
+  remoteMayHold: boolean;
+}
+
+export interface Selection {
+  ship: LogEntry[];
+  /** Entries the receiver already has (resume from the receiver). */
+  alreadyThere: number;
+  /** Entries that do not travel over this link. */
+  notRouted: number;
+  /** Entries withheld because the remote may not hold them (residency). */
+  residencyBlocked: number;
+}
+
+export function selectEntries(input: SelectionInput): Selection {
+  const out: Selection = { ship: [], alreadyThere: 0, notRouted: 0, residencyBlocked: 0 };
+  for (const entry of input.entries) {
+    if (!input.routes(entry.originRegion)) {
+      out.notRouted++;
+      continue;
+    }
+    if (!input.remoteMayHold) {
+      out.residencyBlocked++;
+      continue;
+    }
+    const mark = input.marks.get(entry.originRegion);
+    if (mark !== undefined && entry.originPosition <= mark) {
+      out.alreadyThere++;
+      continue;
+    }
+    out.ship.push(entry);
+  }
+  return out;
+}
+
+export type LinkState = 'starting' | 'connecting' | 'connected' | 'backing-off' | 'stopped';
+
+/**
+ * Age of the oldest entry not yet acknowledged by the remote. A link that is not
+ * connected never reports zero: its delay is at least the time since it was last in
+ * contact, because entries may be waiting that it cannot see acknowledged.
+ */
+export function replicationDelayMs(input: {
+  state: LinkState;
+  nowMs: number;
+  oldestUnackedPublishMs: number | undefined;
+  lastContactMs: number | undefined;
+  startedMs: number;
+}): number {
+  const age = input.oldestUnackedPublishMs === undefined ? 0 : Math.max(0, input.nowMs - input.oldestUnackedPublishMs);
+  if (input.state === 'connected') return age;
+  const silence = input.nowMs - (input.lastContactMs ?? input.startedMs);
+  return Math.max(1, age, silence);
+}
+
+/** Reconnect delay: exponential from 100 ms to 60 s (DESIGN: bound every retry). */
+export function backoffMs(attempt: number, random: number): number {
+  const base = Math.min(60_000, 100 * 2 ** Math.min(attempt, 20));
+  return Math.round(base / 2 + (base / 2) * random);
+}

@@ -1,0 +1,51 @@
+// What the replicator needs from a region's log. The region node implements it; the
+// replicator never imports region-node (DESIGN §1).
+
+/** An entry as it travels between regions: its origin fields never change. */
+export interface ReplicatedEntry {
+  originRegion: string;
+  originPosition: number;
+  hlc: bigint;
+  producerName: string;
+  sequenceId: number;
+  publishTimeMs: number;
+  eventTimeMs: number;
+  key: string | undefined;
+  properties: Record<string, string>;
+  payload: Buffer;
+}
+
+/** A stored entry: a replicated entry plus its local position. */
+export interface LogEntry extends ReplicatedEntry {
+  offset: number;
+}
+
+export interface AppendOutcome {
+  appended: number;
+  duplicates: number;
+}
+
+export interface ReplicationLog {
+  readonly region: string;
+  /** Local topics (full names, partitions as their own topics). */
+  listTopics(): string[];
+  /** Durable entries from `fromOffset` on, at most `max`. */
+  read(topic: string, fromOffset: number, max: number): LogEntry[];
+  /** The durable end of the topic's log (the next offset). */
+  tail(topic: string): number;
+  /** Average stored entry size, for backlog byte estimates. */
+  averageEntryBytes(topic: string): number;
+  /** Calls `listener` whenever new entries become durable; returns an unsubscribe function. */
+  onAppend(topic: string, listener: () => void): () => void;
+  /** Creates the topic locally if it is missing (receiver side); throws a typed error if it cannot. */
+  ensureTopic(topic: string): Promise<void>;
+  /** Appends with dedupe on (origin region, origin position), atomically and durably. */
+  appendReplicated(topic: string, entries: ReplicatedEntry[]): Promise<AppendOutcome>;
+  /** Highest stored origin position per origin region. */
+  originMarks(topic: string): Map<string, number>;
+  /** HLC of the highest stored entry per origin region. */
+  watermarks(topic: string): Map<string, bigint>;
+  /** The sender's durable cursor towards `remote` (0 when none). */
+  loadCursor(topic: string, remote: string): number;
+  saveCursor(topic: string, remote: string, offset: number): void;
+}

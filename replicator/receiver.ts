@@ -1,0 +1,108 @@
+// The receiving end of replication links: commits batches durably, then acknowledges.
+// It refuses, and counts, what the topology does not allow: an unknown or impersonated
+// sender, and a topic whose data may not live in this region (residency, checked again
+// here even though senders never ship such entries).
+import * as grpc from '@grpc/grpc-js';
+import { ClockSkewError } from '../conflict/index.ts';
+import { ReplicationErrorCode } from './errors.ts';
+import type { ReplicationLog } from './log.ts';
+import { fromWire, type WireEntry } from './wire.ts';
+
+export interface ReceiverOptions {
+  log: ReplicationLog;
+  /** Whether `region` is a region of the topology allowed to send to us. */
+  knownRegion: (region: string) => boolean;
+  /** Whether this region may hold the topic's data. */
+  mayHoldHere: (topic: string) => boolean;
+  /** The authenticated region of the caller (TLCP certificate), when the transport has one. */
+  peerRegion: (call: grpc.ServerDuplexStream<unknown, unknown>) => string | undefined;
+  logLine: (line: string) => void;
+}
+
+export interface ReceiverStats {
+  batches: number;
+  entriesAppended: number;
+  duplicates: number;
+  residencyRefusals: number;
+  unauthorizedRefusals: number;
+  clockSkewRefusals: number;
+  maxClockSkewMs: number;
+}
+
+export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiStreamingCall<unknown, unknown>; stats: ReceiverStats } {
+  const stats: ReceiverStats = { batches: 0, entriesAppended: 0, duplicates: 0, residencyRefusals: 0, unauthorizedRefusals: 0, clockSkewRefusals: 0, maxClockSkewMs: 0 };
+  const handler = (call: grpc.ServerDuplexStream<unknown, unknown>): void => {
+    let topic: string | undefined;
+    let from = '?';
+    let chain: Promise<void> = Promise.resolve();
+    let ended = false;
+    const refuse = (code: string, message: string, batchId = 0): void => {
+      if (ended) return;
+      ended = true;
+      call.write({ error: { code, message, batchId } });
+      call.end();
+    };
+    call.on('error', () => (ended = true));
+    call.on('cancelled', () => (ended = true));
+    call.on('end', () => {
+      if (!ended) {
+        ended = true;
+        call.end();
+      }
+    });
+    call.on('data', (request: { request?: string; hello?: { fromRegion: string; topic: string }; batch?: { batchId: string; entries: WireEntry[] } }) => {
+      if (ended) return;
+      if (!topic) {
+        const hello = request.hello;
+        if (request.request !== 'hello' || !hello) return refuse(ReplicationErrorCode.BadRequest, 'the first message must be hello');
+        from = hello.fromRegion;
+        const authenticated = o.peerRegion(call);
+        if (!o.knownRegion(from) || (authenticated !== undefined && authenticated !== from)) {
+          stats.unauthorizedRefusals++;
+          o.logLine(`[${hello.topic}][${from} --> ${o.log.region}] AUDIT refused: sender ${from} ${authenticated !== undefined ? `authenticated as ${authenticated}` : 'is not in the topology'}`);
+          return refuse(ReplicationErrorCode.Unauthorized, `region ${from} may not replicate to ${o.log.region}`);
+        }
+        if (!o.mayHoldHere(hello.topic)) {
+          stats.residencyRefusals++;
+          o.logLine(`[${hello.topic}][${from} --> ${o.log.region}] AUDIT residency: refused; ${o.log.region} may not hold this topic's data`);
+          return refuse(ReplicationErrorCode.Residency, `${o.log.region} is outside the replication set or the tenant's allowed regions of ${hello.topic}`);
+        }
+        const name = hello.topic;
+        o.log.ensureTopic(name).then(
+          () => {
+            topic = name;
+            const marks = Object.fromEntries([...o.log.originMarks(name)].map(([k, v]) => [k, v]));
+            if (!ended) call.write({ marks: { highWater: marks } });
+          },
+          (error: Error & { code?: string }) => refuse(error.code ?? ReplicationErrorCode.BadRequest, error.message),
+        );
+        return;
+      }
+      if (request.request !== 'batch' || !request.batch) return;
+      const batch = request.batch;
+      const name = topic;
+      // Batches commit in arrival order; each ack follows its own durable commit.
+      chain = chain.then(async () => {
+        if (ended) return;
+        try {
+          const entries = batch.entries.map(fromWire);
+          const outcome = await o.log.appendReplicated(name, entries);
+          stats.batches++;
+          stats.entriesAppended += outcome.appended;
+          stats.duplicates += outcome.duplicates;
+          const watermarks = Object.fromEntries([...o.log.watermarks(name)].map(([k, v]) => [k, v.toString()]));
+          if (!ended) call.write({ ack: { batchId: batch.batchId, appended: outcome.appended, duplicates: outcome.duplicates, watermarks } });
+        } catch (error) {
+          if (error instanceof ClockSkewError) {
+            stats.clockSkewRefusals++;
+            stats.maxClockSkewMs = Math.max(stats.maxClockSkewMs, error.skewMs);
+            o.logLine(`[${name}][${from} --> ${o.log.region}] refused a batch: ${error.message}`);
+          }
+          const e = error as Error & { code?: string };
+          refuse(e.code ?? 'ADMQ_ERR_INTERNAL', e.message, Number(batch.batchId));
+        }
+      });
+    });
+  };
+  return { handler, stats };
+}

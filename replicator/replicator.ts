@@ -1,0 +1,125 @@
+// The replicator: for every replicated topic and every neighbouring region that routing
+// says should receive something, one LinkSender; plus the receiving service. Runs inside a
+// region node by default (it is given the node's log), or as its own daemon.
+import * as grpc from '@grpc/grpc-js';
+import { loadReplicationPackageDefinition } from '../proto/index.ts';
+import { mayHold, neighbours, nextHops, replicationAddress, replicationSetOf, type Topology } from '../topology/index.ts';
+import type { ReplicationLog } from './log.ts';
+import { createReceiver, type ReceiverStats } from './receiver.ts';
+import { LinkSender, type LinkStatus } from './sender.ts';
+
+export interface ReplicatorConfig {
+  topology: Topology;
+  region: string;
+  /** How often new local topics are looked for, in ms. Default 500. */
+  discoveryIntervalMs?: number;
+  batchEntriesMax?: number;
+  batchBytesMax?: number;
+  inflightBatchesMax?: number;
+}
+
+export interface ReplicatorDeps {
+  log: ReplicationLog;
+  /** Credentials for the link to `remote` (TLCP checks the remote's certificate name). */
+  channelCredentials: (remote: string) => grpc.ChannelCredentials;
+  /** Name the remote's certificate must carry, per remote region (TLCP/TLS). */
+  channelOptions?: (remote: string) => grpc.ChannelOptions;
+  peerRegion: (call: grpc.ServerDuplexStream<unknown, unknown>) => string | undefined;
+  nowMs?: () => number;
+  random?: () => number;
+  logLine?: (line: string) => void;
+}
+
+export interface ReplicatorHandle {
+  /** The receiving service, to be added to the node's replication gRPC server. */
+  readonly service: { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation };
+  status(): { region: string; links: LinkStatus[]; receiver: ReceiverStats };
+  close(): Promise<void>;
+}
+
+function namespaceOf(topic: string): string {
+  const [tenant, namespace] = topic.replace(/^persistent:\/\//, '').split('/');
+  return `${tenant}/${namespace}`;
+}
+
+type ReplicationClient = grpc.Client & { Replicate(options?: grpc.CallOptions): grpc.ClientDuplexStream<unknown, unknown> };
+
+export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps): ReplicatorHandle {
+  const { topology, region } = config;
+  const nowMs = deps.nowMs ?? Date.now;
+  const random = deps.random ?? Math.random;
+  const logLine = deps.logLine ?? ((line: string) => console.log(line));
+  const pkg = grpc.loadPackageDefinition(loadReplicationPackageDefinition()) as unknown as {
+    admq: { replication: { v1: { Replication: (new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => ReplicationClient) & { service: grpc.ServiceDefinition } } } };
+  };
+  const Replication = pkg.admq.replication.v1.Replication;
+  const receiver = createReceiver({
+    log: deps.log,
+    knownRegion: (r) => topology.regions.has(r) && r !== region,
+    mayHoldHere: (topic) => mayHold(topology, namespaceOf(topic), region),
+    peerRegion: deps.peerRegion,
+    logLine,
+  });
+  const clients = new Map<string, ReplicationClient>();
+  const client = (remote: string): ReplicationClient => {
+    let c = clients.get(remote);
+    if (!c) {
+      c = new Replication(replicationAddress(topology, region, remote), deps.channelCredentials(remote), {
+        'grpc.max_receive_message_length': 64 * 1024 * 1024,
+        'grpc.max_send_message_length': 64 * 1024 * 1024,
+        'grpc-node.flow_control_window': 16 * 1024 * 1024,
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 5_000,
+        ...(deps.channelOptions?.(remote) ?? {}),
+      });
+      clients.set(remote, c);
+    }
+    return c;
+  };
+  const links = new Map<string, LinkSender>();
+  const discover = (): void => {
+    for (const topic of deps.log.listTopics()) {
+      const namespace = namespaceOf(topic);
+      const members = replicationSetOf(topology, namespace, region);
+      if (members.length < 2 || !members.includes(region)) continue;
+      for (const remote of neighbours(topology, region)) {
+        if (!members.includes(remote)) continue;
+        const key = `${topic}\u0000${remote}`;
+        if (links.has(key)) continue;
+        const link = new LinkSender({
+          topic,
+          local: region,
+          remote,
+          log: deps.log,
+          openStream: () => client(remote).Replicate(),
+          routes: (origin) => nextHops(topology.links, members, origin, region).includes(remote),
+          remoteMayHold: mayHold(topology, namespace, remote),
+          nowMs,
+          random,
+          logLine,
+          batchEntriesMax: config.batchEntriesMax ?? 1000,
+          batchBytesMax: config.batchBytesMax ?? 1024 * 1024,
+          inflightBatchesMax: config.inflightBatchesMax ?? 4,
+        });
+        links.set(key, link);
+        link.start();
+      }
+    }
+  };
+  discover();
+  const timer = setInterval(discover, config.discoveryIntervalMs ?? 500);
+  let closed = false;
+  return {
+    service: { definition: Replication.service, implementation: { Replicate: receiver.handler as grpc.UntypedHandleCall } },
+    status: () => ({ region, links: [...links.values()].map((l) => l.status()), receiver: { ...receiver.stats } }),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(timer);
+      for (const link of links.values()) link.stop();
+      for (const c of clients.values()) c.close();
+    },
+  };
+}

@@ -1,0 +1,277 @@
+// One link: ships a topic's entries from this region to one remote region.
+//
+// States: starting → connecting → connected, and backing-off after any failure, until
+// stopped. The durable cursor (`ackedOffset`) advances only when the remote has
+// acknowledged a batch, which it does only after committing it; on every (re)connection
+// the remote states its per-origin high-water marks and entries it already holds are
+// skipped. Together: exactly once into the remote's log across reconnects and crashes.
+import type * as grpc from '@grpc/grpc-js';
+import * as hdr from 'hdr-histogram-js';
+import { backoffMs, replicationDelayMs, selectEntries, type LinkState } from './decisions.ts';
+import type { LogEntry, ReplicationLog } from './log.ts';
+import { toWire } from './wire.ts';
+
+export interface LinkOptions {
+  topic: string;
+  local: string;
+  remote: string;
+  log: ReplicationLog;
+  openStream: () => grpc.ClientDuplexStream<unknown, unknown>;
+  routes: (origin: string) => boolean;
+  remoteMayHold: boolean;
+  nowMs: () => number;
+  random: () => number;
+  logLine: (line: string) => void;
+  batchEntriesMax: number;
+  batchBytesMax: number;
+  inflightBatchesMax: number;
+  /** Consecutive failures after which a clock-skew alert is raised (metric). */
+}
+
+interface Inflight {
+  batchId: number;
+  endOffset: number;
+  entries: number;
+  bytes: number;
+  publishTimes: number[];
+}
+
+export interface LinkStatus {
+  topic: string;
+  from: string;
+  to: string;
+  state: LinkState;
+  ackedOffset: number;
+  tail: number;
+  backlogEntries: number;
+  backlogBytesEstimate: number;
+  replicationDelayMs: number;
+  delayHistogramMs: { p50: number; p99: number; max: number; count: number };
+  throughputEntriesPerSecond: number;
+  entriesShipped: number;
+  bytesShipped: number;
+  duplicatesAtRemote: number;
+  residencyBlocked: number;
+  reconnects: number;
+  clockSkewRefusals: number;
+  clockSkewAlert: boolean;
+  lastError: string | undefined;
+  /** The remote's HLC watermark per origin: every entry from that origin with HLC ≤ it is durable there. */
+  watermarks: Record<string, string>;
+}
+
+export class LinkSender {
+  state: LinkState = 'starting';
+  #stream: grpc.ClientDuplexStream<unknown, unknown> | undefined;
+  #ackedOffset: number;
+  #sentOffset: number;
+  #marks = new Map<string, number>();
+  #inflight: Inflight[] = [];
+  #batchId = 0;
+  #attempt = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #unsubscribe: () => void;
+  #lastContactMs: number | undefined;
+  readonly #startedMs: number;
+  readonly #histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 86_400_000, numberOfSignificantValueDigits: 2, useWebAssembly: false });
+  #rate = { count: 0, atMs: 0, value: 0 };
+  #stats = { entriesShipped: 0, bytesShipped: 0, duplicatesAtRemote: 0, residencyBlocked: 0, reconnects: 0, clockSkewRefusals: 0, consecutiveSkew: 0 };
+  #lastError: string | undefined;
+  #watermarks = new Map<string, string>();
+  #pumping = false;
+
+  constructor(private readonly o: LinkOptions) {
+    this.#ackedOffset = o.log.loadCursor(o.topic, o.remote);
+    this.#sentOffset = this.#ackedOffset;
+    this.#startedMs = o.nowMs();
+    this.#unsubscribe = o.log.onAppend(o.topic, () => this.#pump());
+  }
+
+  #tag(): string {
+    return `[${this.o.topic}][${this.o.local} --> ${this.o.remote}]`;
+  }
+
+  start(): void {
+    if (this.state !== 'starting') return;
+    this.#connect();
+  }
+
+  #connect(): void {
+    if (this.state === 'stopped') return;
+    this.state = 'connecting';
+    const stream = this.o.openStream();
+    this.#stream = stream;
+    stream.on('data', (response: { response?: string; marks?: { highWater: Record<string, string> }; ack?: { batchId: string; appended: number; duplicates: number; watermarks: Record<string, string> }; error?: { code: string; message: string } }) => {
+      if (stream !== this.#stream) return;
+      this.#lastContactMs = this.o.nowMs();
+      switch (response.response) {
+        case 'marks':
+          this.#marks = new Map(Object.entries(response.marks?.highWater ?? {}).map(([k, v]) => [k, Number(v)]));
+          this.state = 'connected';
+          this.#attempt = 0;
+          this.#stats.consecutiveSkew = 0;
+          this.o.logLine(`${this.#tag()} connected; resuming from local offset ${this.#ackedOffset}, remote marks ${JSON.stringify(Object.fromEntries(this.#marks))}`);
+          this.#sentOffset = this.#ackedOffset;
+          this.#inflight = [];
+          this.#pump();
+          return;
+        case 'ack':
+          this.#onAck(Number(response.ack?.batchId), response.ack?.duplicates ?? 0, response.ack?.watermarks ?? {});
+          return;
+        case 'error': {
+          const code = response.error?.code ?? 'unknown';
+          this.#lastError = `${code}: ${response.error?.message ?? ''}`;
+          if (code === 'ADMQ_ERR_CLOCK_SKEW') {
+            this.#stats.clockSkewRefusals++;
+            this.#stats.consecutiveSkew++;
+          }
+          this.o.logLine(`${this.#tag()} refused by remote: ${this.#lastError}`);
+          this.#fail(stream);
+          return;
+        }
+      }
+    });
+    stream.on('error', (error: Error) => {
+      if (stream !== this.#stream) return;
+      this.#lastError = error.message;
+      this.#fail(stream);
+    });
+    stream.on('end', () => {
+      if (stream === this.#stream) this.#fail(stream);
+    });
+    stream.write({ hello: { fromRegion: this.o.local, topic: this.o.topic } });
+  }
+
+  #fail(stream: grpc.ClientDuplexStream<unknown, unknown>): void {
+    if (stream !== this.#stream || this.state === 'stopped') return;
+    this.#stream = undefined;
+    stream.cancel();
+    this.#inflight = [];
+    this.#sentOffset = this.#ackedOffset;
+    this.state = 'backing-off';
+    this.#stats.reconnects++;
+    const delay = backoffMs(this.#attempt++, this.o.random());
+    this.o.logLine(`${this.#tag()} link down (${this.#lastError ?? 'closed'}); retrying in ${delay} ms`);
+    this.#timer = setTimeout(() => this.#connect(), delay);
+  }
+
+  #pump(): void {
+    if (this.state !== 'connected' || !this.#stream || this.#pumping) return;
+    this.#pumping = true;
+    try {
+      const tail = this.o.log.tail(this.o.topic);
+      while (this.#inflight.length < this.o.inflightBatchesMax && this.#sentOffset < tail) {
+        const entries = this.o.log.read(this.o.topic, this.#sentOffset, this.o.batchEntriesMax);
+        if (entries.length === 0) break;
+        let end = this.#sentOffset;
+        let bytes = 0;
+        const taken: LogEntry[] = [];
+        for (const entry of entries) {
+          if (taken.length > 0 && bytes + entry.payload.length > this.o.batchBytesMax) break;
+          taken.push(entry);
+          bytes += entry.payload.length;
+          end = entry.offset + 1;
+        }
+        const selection = selectEntries({ entries: taken, marks: this.#marks, routes: this.o.routes, remoteMayHold: this.o.remoteMayHold });
+        if (selection.residencyBlocked > 0) {
+          this.#stats.residencyBlocked += selection.residencyBlocked;
+          this.o.logLine(`${this.#tag()} AUDIT residency: withheld ${selection.residencyBlocked} entries; ${this.o.remote} may not hold this topic`);
+        }
+        this.#sentOffset = end;
+        if (selection.ship.length === 0) {
+          // Nothing for this remote in the range: the cursor may pass it once earlier batches are acknowledged.
+          this.#inflight.push({ batchId: -1, endOffset: end, entries: 0, bytes: 0, publishTimes: [] });
+          this.#settleSkips();
+          continue;
+        }
+        const batchId = ++this.#batchId;
+        const shippedBytes = selection.ship.reduce((n, e) => n + e.payload.length, 0);
+        this.#inflight.push({ batchId, endOffset: end, entries: selection.ship.length, bytes: shippedBytes, publishTimes: selection.ship.map((e) => e.publishTimeMs) });
+        this.#stream.write({ batch: { batchId, entries: selection.ship.map(toWire) } });
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #settleSkips(): void {
+    while (this.#inflight[0]?.batchId === -1) {
+      const skip = this.#inflight.shift() as Inflight;
+      this.#advance(skip.endOffset);
+    }
+  }
+
+  #advance(offset: number): void {
+    if (offset <= this.#ackedOffset) return;
+    this.#ackedOffset = offset;
+    this.o.log.saveCursor(this.o.topic, this.o.remote, offset);
+  }
+
+  #onAck(batchId: number, duplicates: number, watermarks: Record<string, string>): void {
+    const head = this.#inflight[0];
+    if (!head || head.batchId !== batchId) {
+      this.o.logLine(`${this.#tag()} unexpected ack ${batchId}; reconnecting`);
+      if (this.#stream) this.#fail(this.#stream);
+      return;
+    }
+    this.#inflight.shift();
+    const now = this.o.nowMs();
+    for (const t of head.publishTimes) this.#histogram.recordValue(Math.max(1, now - t));
+    this.#stats.entriesShipped += head.entries;
+    this.#stats.bytesShipped += head.bytes;
+    this.#stats.duplicatesAtRemote += duplicates;
+    for (const [origin, hlc] of Object.entries(watermarks)) this.#watermarks.set(origin, String(hlc));
+    this.#advance(head.endOffset);
+    this.#settleSkips();
+    this.#pump();
+  }
+
+  status(): LinkStatus {
+    const now = this.o.nowMs();
+    const tail = this.o.log.tail(this.o.topic);
+    const backlog = Math.max(0, tail - this.#ackedOffset);
+    const [oldest] = backlog > 0 ? this.o.log.read(this.o.topic, this.#ackedOffset, 1) : [];
+    if (now - this.#rate.atMs >= 1000) {
+      if (this.#rate.atMs > 0) this.#rate.value = ((this.#stats.entriesShipped - this.#rate.count) * 1000) / (now - this.#rate.atMs);
+      this.#rate = { count: this.#stats.entriesShipped, atMs: now, value: this.#rate.value };
+    }
+    return {
+      topic: this.o.topic,
+      from: this.o.local,
+      to: this.o.remote,
+      state: this.state,
+      ackedOffset: this.#ackedOffset,
+      tail,
+      backlogEntries: backlog,
+      backlogBytesEstimate: Math.round(backlog * this.o.log.averageEntryBytes(this.o.topic)),
+      replicationDelayMs: replicationDelayMs({ state: this.state, nowMs: now, oldestUnackedPublishMs: oldest?.publishTimeMs, lastContactMs: this.#lastContactMs, startedMs: this.#startedMs }),
+      delayHistogramMs: {
+        p50: this.#histogram.getValueAtPercentile(50),
+        p99: this.#histogram.getValueAtPercentile(99),
+        max: this.#histogram.maxValue,
+        count: this.#histogram.totalCount,
+      },
+      throughputEntriesPerSecond: this.#rate.value,
+      entriesShipped: this.#stats.entriesShipped,
+      bytesShipped: this.#stats.bytesShipped,
+      duplicatesAtRemote: this.#stats.duplicatesAtRemote,
+      residencyBlocked: this.#stats.residencyBlocked,
+      reconnects: this.#stats.reconnects,
+      clockSkewRefusals: this.#stats.clockSkewRefusals,
+      clockSkewAlert: this.#stats.consecutiveSkew > 0,
+      lastError: this.#lastError,
+      watermarks: Object.fromEntries(this.#watermarks),
+    };
+  }
+
+  /** Idempotent. */
+  stop(): void {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#unsubscribe();
+    const stream = this.#stream;
+    this.#stream = undefined;
+    stream?.cancel();
+  }
+}
