@@ -190,7 +190,11 @@ export function validateTopology(doc: unknown): Topology {
       const queue = [replicationSet[0] as string];
       while (queue.length > 0) {
         const at = queue.shift() as string;
-        for (const next of adjacency.get(at) ?? []) if (replicationSet.includes(next) && !reached.has(next)) (reached.add(next), queue.push(next));
+        for (const next of adjacency.get(at) ?? []) {
+          if (!replicationSet.includes(next) || reached.has(next)) continue;
+          reached.add(next);
+          queue.push(next);
+        }
       }
       const cut = replicationSet.filter((r) => !reached.has(r));
       if (cut.length > 0) {
