@@ -10,7 +10,9 @@ const MAIN_HELP = `admq — geo-distributed, active-active message queue
 Usage: admq <command> [options]
 
 Commands:
-  start          run a region node (standalone: broker, storage and metadata in one process)
+  dev            run a local three-region deployment (shanghai, beijing, shenzhen) with TLCP links
+  start          run a region node (standalone, or one region of a topology)
+  replication    replication status: per topic and region pair, backlog, delay, watermarks
   tenants        list, get, create and delete tenants
   namespaces     list, create and delete namespaces
   topics         list, create, delete and inspect topics and their subscriptions
@@ -30,6 +32,8 @@ Runs a standalone region node until SIGINT or SIGTERM, then shuts down cleanly.
 
 Options:
   --config FILE            JSON file of settings (fields as below, camelCase); flags override it
+  --topology FILE          run as one region of this topology (YAML or JSON); its endpoints,
+                           data directory, tenants and namespaces come from the file
   --region NAME            region name, lowercase (default standalone)
   --data-dir DIR           LMDB data directory (default ./data/<region>)
   --grpc-host HOST         gRPC listen host (default 127.0.0.1)
@@ -44,6 +48,7 @@ async function cmdStart(argv: string[]): Promise<number> {
     argv,
     {
       config: { type: 'string' },
+      topology: { type: 'string' },
       region: { type: 'string' },
       'data-dir': { type: 'string' },
       'grpc-host': { type: 'string' },
@@ -62,6 +67,7 @@ async function cmdStart(argv: string[]): Promise<number> {
   const config = {
     ...fromFile,
     ...(str(v, 'region') && { region: str(v, 'region') }),
+    ...(str(v, 'topology') && { topology: str(v, 'topology') }),
     ...(str(v, 'data-dir') && { dataDir: str(v, 'data-dir') }),
     ...(str(v, 'grpc-host') && { grpcHost: str(v, 'grpc-host') }),
     ...(v['grpc-port'] !== undefined && { grpcPort: int(v, 'grpc-port', 6650) }),
@@ -74,6 +80,7 @@ async function cmdStart(argv: string[]): Promise<number> {
   console.log(`admq region node "${node.config.region}" is running`);
   console.log(`  gRPC API   ${node.grpcAddress}`);
   console.log(`  admin API  ${node.adminUrl}/admin/v1`);
+  if (node.replicationAddress) console.log(`  replication ${node.replicationAddress} (topology ${node.config.topology})`);
   console.log(`  data       ${node.config.dataDir} (durability: ${node.config.durability})`);
   console.log('Press Ctrl-C to stop.');
   await new Promise<void>((resolve) => {
@@ -436,6 +443,98 @@ async function cmdPerf(argv: string[]): Promise<number> {
   throw new UsageError(PERF_HELP);
 }
 
+const REPLICATION_HELP = `Usage: admq replication status [--json]
+
+Shows, for every replicated topic and region pair of the node, the link state, backlog,
+replication delay (age of the oldest unreplicated entry; never 0 on a disconnected link),
+the delay histogram, throughput and the remote's HLC watermark per origin; and what the
+node refused as a receiver (residency, unknown senders, clock skew).
+
+Options:
+  --json       print the raw status
+
+${GLOBAL_HELP}`;
+
+async function cmdReplication(argv: string[]): Promise<number> {
+  const parsed = parse(argv, { ...CONNECTION_OPTIONS, json: { type: 'boolean' } }, REPLICATION_HELP);
+  if (parsed === 'help') return help(REPLICATION_HELP);
+  if (parsed.positionals[0] !== 'status') throw new UsageError(REPLICATION_HELP);
+  const status = await new AdminClient(adminUrl(parsed.values)).call<{
+    region: string;
+    links: Array<{ topic: string; from: string; to: string; state: string; backlogEntries: number; replicationDelayMs: number; delayHistogramMs: { p99: number }; throughputEntriesPerSecond: number; watermarks: Record<string, string>; lastError?: string }>;
+    receiver: Record<string, number>;
+  }>('GET', '/replication/status');
+  if (parsed.values.json === true) {
+    printJson(status);
+    return 0;
+  }
+  console.log(`region ${status.region}`);
+  console.log(['topic', 'link', 'state', 'backlog', 'delay ms', 'p99 ms', 'msg/s', 'watermarks'].join('\t'));
+  for (const l of status.links) {
+    const wm = Object.entries(l.watermarks).map(([o, h]) => `${o}:${formatHlc(h)}`).join(' ');
+    console.log([l.topic, `${l.from} --> ${l.to}`, l.state, l.backlogEntries, l.replicationDelayMs, l.delayHistogramMs.p99, l.throughputEntriesPerSecond.toFixed(0), wm].join('\t'));
+  }
+  console.log(`received: ${JSON.stringify(status.receiver)}`);
+  return 0;
+}
+
+function formatHlc(value: string): string {
+  const v = BigInt(value);
+  return `${new Date(Number(v >> 16n)).toISOString()}+${Number(v & 0xffffn)}`;
+}
+
+const DEV_HELP = `Usage: admq dev [options]
+
+Runs a local deployment of three regions (shanghai, beijing, shenzhen) as three
+region-node processes, linked by TLCP with generated SM2 certificates, replicating the
+namespace public/default active-active. Ctrl-C stops them all.
+
+Options:
+  --dir DIR          where certificates, the topology and the data go (default ./data/dev)
+  --base-port N      client ports N, N+1, N+2; replication N+100…; admin N+1000… (default 6650)
+  --insecure         plain TCP links instead of TLCP`;
+
+async function cmdDev(argv: string[]): Promise<number> {
+  const parsed = parse(argv, { dir: { type: 'string' }, 'base-port': { type: 'string' }, insecure: { type: 'boolean' } }, DEV_HELP);
+  if (parsed === 'help') return help(DEV_HELP);
+  const { DEV_REGIONS, prepareDev, spawnRegions } = await import('./dev.ts');
+  console.log('admq dev: preparing certificates and topology…');
+  const layout = await prepareDev({
+    dir: str(parsed.values, 'dir') ?? './data/dev',
+    regions: DEV_REGIONS,
+    basePort: int(parsed.values, 'base-port', 6650, 1),
+    transport: parsed.values.insecure === true ? 'insecure' : 'tlcp',
+  });
+  const ready = new Set<string>();
+  let readyPrinted = false;
+  const children = spawnRegions(layout, (region, line) => {
+    console.log(`[${region}] ${line}`);
+    if (line.includes('is running')) ready.add(region);
+    if (ready.size === layout.regions.length && !readyPrinted) {
+      readyPrinted = true;
+      const [a, b] = layout.regions as unknown as [{ name: string; grpc: string; admin: string }, { name: string; grpc: string; admin: string }];
+      console.log(`
+All ${layout.regions.length} regions are running; topology: ${layout.topologyPath}
+Try active-active replication (in another terminal):
+  npx admq topics create public/default/demo --admin-url http://${a.admin}
+  npx admq produce public/default/demo -m "hello from ${a.name}" --service-url ${a.grpc}
+  npx admq consume public/default/demo -s demo --initial-position earliest -n 1 --service-url ${b.grpc}
+  npx admq replication status --admin-url http://${a.admin}
+Ctrl-C stops every region.`);
+    }
+  });
+  const exits = [...children.values()].map((child) => new Promise<number | null>((resolve) => child.once('exit', resolve)));
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+    void Promise.race(exits).then(() => resolve());
+  });
+  for (const child of children.values()) child.kill('SIGTERM');
+  await Promise.all(exits);
+  console.log('admq dev: all regions stopped');
+  return 0;
+}
+
 async function cmdDelegated(module: string, fn: 'runCertsCommand' | 'runTlsCommand', argv: string[]): Promise<number> {
   const mod = (await import(module)) as Record<string, (argv: string[]) => Promise<number>>;
   const run = mod[fn];
@@ -454,7 +553,9 @@ function help(text: string): number {
 }
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  dev: cmdDev,
   start: cmdStart,
+  replication: cmdReplication,
   tenants: cmdTenants,
   namespaces: cmdNamespaces,
   topics: cmdTopics,
