@@ -41,7 +41,10 @@ Options:
   --admin-host HOST        admin API listen host (default 127.0.0.1)
   --admin-port PORT        admin API listen port, 0 = any free (default 8080)
   --durability MODE        fsync (default) or none — none may lose acknowledged messages on a crash
-  --message-bytes-max N    largest message in bytes (default 5242880)`;
+  --message-bytes-max N    largest message in bytes (default 5242880)
+
+Environment:
+  ADMQ_CLOCK_SKEW_MS       shift this node's physical clock by N ms (clock-skew drills and tests)`;
 
 async function cmdStart(argv: string[]): Promise<number> {
   const parsed = parse(
@@ -76,7 +79,11 @@ async function cmdStart(argv: string[]): Promise<number> {
     ...(str(v, 'durability') && { durability: str(v, 'durability') as 'fsync' | 'none' }),
     ...(v['message-bytes-max'] !== undefined && { messageBytesMax: int(v, 'message-bytes-max', 0, 1) }),
   };
-  const node = await start(config);
+  // ADMQ_CLOCK_SKEW_MS shifts this node's physical clock: for clock-skew drills and tests.
+  const skewMs = Number(process.env.ADMQ_CLOCK_SKEW_MS ?? 0);
+  if (!Number.isFinite(skewMs)) throw new UsageError(`ADMQ_CLOCK_SKEW_MS must be a number of ms; got "${process.env.ADMQ_CLOCK_SKEW_MS}"`);
+  const node = await start(config, skewMs !== 0 ? { readPhysicalMs: () => Date.now() + skewMs } : {});
+  if (skewMs !== 0) console.log(`  clock skewed by ${skewMs} ms (ADMQ_CLOCK_SKEW_MS)`);
   console.log(`admq region node "${node.config.region}" is running`);
   console.log(`  gRPC API   ${node.grpcAddress}`);
   console.log(`  admin API  ${node.adminUrl}/admin/v1`);

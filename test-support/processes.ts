@@ -27,8 +27,8 @@ export interface NodeProcess {
 }
 
 /** Starts `admq start` in a child process and waits until it prints its endpoints. */
-export async function startNodeProcess(args: string[], timeoutMs = 30_000): Promise<NodeProcess> {
-  const child = spawn(process.execPath, [ADMQ_CLI, 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startNodeProcess(args: string[], timeoutMs = 30_000, env: Record<string, string> = {}): Promise<NodeProcess> {
+  const child = spawn(process.execPath, [ADMQ_CLI, 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ready = new Promise<{ grpcAddress: string; adminUrl: string }>((resolve, reject) => {
