@@ -223,6 +223,8 @@ export class TlcpSocket extends Duplex {
   private handshakeDone = false;
   private failed = false;
   private closeNotifySent = false;
+  /** Records of the current handshake flight, not yet written. */
+  private readonly outbox: Buffer[] = [];
   private readonly pendingWrites: Array<{ data: Buffer; callback: (error?: Error | null) => void }> = [];
   private readonly transcript: Buffer[] = [];
   private readonly options: ResolvedOptions;
@@ -236,6 +238,9 @@ export class TlcpSocket extends Duplex {
   ) {
     super({ allowHalfOpen: false });
     this.options = options;
+    // Handshake flights and records are written whole; Nagle would only
+    // hold the last segment of each back for the peer's delayed ACK.
+    (transport as Partial<net.Socket>).setNoDelay?.(true);
     transport.on('data', (chunk: Buffer) => this.onTransportData(chunk));
     transport.on('error', (error: Error) => this.fail(error, false));
     transport.on('close', () => {
@@ -368,6 +373,8 @@ export class TlcpSocket extends Duplex {
       if (this.failed) throw new TlcpClosedError('connection failed');
       const record = this.inbound.shift();
       if (record) return record;
+      // About to wait for the peer: send what this side has to say first.
+      this.flushOutbox();
       await new Promise<void>((resolve) => {
         this.waiter = resolve;
       });
@@ -415,9 +422,22 @@ export class TlcpSocket extends Duplex {
 
   // --- outbound ---------------------------------------------------------------
 
+  /**
+   * Queues one record. During the handshake records are held in `outbox` and
+   * written as one flight (one transport write, one TCP segment train) when
+   * the handshake next waits for the peer; afterwards they go out at once.
+   */
   private writeRecord(type: number, plaintext: Buffer): void {
     const fragment = this.writeProtection.seal(type, plaintext);
-    this.transport.write(Buffer.concat([encodeRecordHeader(type, fragment.length), fragment]));
+    this.outbox.push(encodeRecordHeader(type, fragment.length), fragment);
+    if (this.handshakeDone) this.flushOutbox();
+  }
+
+  private flushOutbox(): void {
+    if (this.outbox.length === 0) return;
+    const data = this.outbox.length === 1 ? this.outbox[0]! : Buffer.concat(this.outbox);
+    this.outbox.length = 0;
+    if (!this.transport.destroyed && this.transport.writable) this.transport.write(data);
   }
 
   private writeHandshake(type: number, body: Buffer): void {
@@ -432,6 +452,7 @@ export class TlcpSocket extends Duplex {
     if (this.transport.destroyed || !this.transport.writable) return;
     try {
       this.writeRecord(ContentType.alert, Buffer.from([level, description]));
+      this.flushOutbox();
     } catch {
       // The connection is being torn down; nothing more to tell the peer.
     }
@@ -496,6 +517,7 @@ export class TlcpSocket extends Duplex {
     if (this.failed) return;
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.handshakeDone = true;
+    this.flushOutbox();
     this.transcript.length = 0;
     // Records that arrived behind the Finished message.
     try {
