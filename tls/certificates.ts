@@ -391,9 +391,33 @@ export function parsePrivateKeyPem(text: string | Buffer): Sm2KeyPair {
 // Validation
 // ---------------------------------------------------------------------------
 
+/**
+ * Signatures already found good, keyed by SM3 over exactly the verified
+ * inputs (length-prefixed issuer key, length-prefixed tbs, signature).
+ * A certificate signature is a pure function of those bytes, so a hit
+ * needs no SM2 work; only successes are remembered (a bad signature is
+ * checked again every time). Validity dates, names and roles are not
+ * cached: callers check them on every use. Bounded, oldest dropped first.
+ */
+export const VERIFIED_SIGNATURES_MAX = 4096;
+const verifiedSignatures = new Set<string>();
+
 export function verifyCertificateSignature(certificate: Sm2Certificate, issuer: Sm2Certificate): boolean {
   if (certificate.signatureAlgorithm !== OID_SM2_WITH_SM3) return false;
-  return sm2Verify(issuer.publicKey, certificate.tbs, certificate.signature);
+  const lengths = Buffer.alloc(8);
+  lengths.writeUInt32BE(issuer.publicKey.length, 0);
+  lengths.writeUInt32BE(certificate.tbs.length, 4);
+  const key = sm3(lengths, issuer.publicKey, certificate.tbs, certificate.signature).toString('base64');
+  if (verifiedSignatures.has(key)) return true;
+  if (!sm2Verify(issuer.publicKey, certificate.tbs, certificate.signature)) return false;
+  if (verifiedSignatures.size >= VERIFIED_SIGNATURES_MAX) verifiedSignatures.delete(verifiedSignatures.values().next().value!);
+  verifiedSignatures.add(key);
+  return true;
+}
+
+/** For tests and key rotation: forget every cached signature result. */
+export function clearVerifiedSignatureCache(): void {
+  verifiedSignatures.clear();
 }
 
 function nameMatches(pattern: string, name: string): boolean {
