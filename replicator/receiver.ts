@@ -3,6 +3,7 @@
 // sender, and a topic whose data may not live in this region (residency, checked again
 // here even though senders never ship such entries).
 import * as grpc from '@grpc/grpc-js';
+import * as hdr from 'hdr-histogram-js';
 import { ClockSkewError } from '../conflict/index.ts';
 import { ReplicationErrorCode } from './errors.ts';
 import type { ReplicationLog } from './log.ts';
@@ -17,6 +18,7 @@ export interface ReceiverOptions {
   /** The authenticated region of the caller (TLCP certificate), when the transport has one. */
   peerRegion: (call: grpc.ServerDuplexStream<unknown, unknown>) => string | undefined;
   logLine: (line: string) => void;
+  nowMs: () => number;
 }
 
 export interface ReceiverStats {
@@ -27,10 +29,19 @@ export interface ReceiverStats {
   unauthorizedRefusals: number;
   clockSkewRefusals: number;
   maxClockSkewMs: number;
+  /** Commit-to-commit delay per origin region: origin publish time to durable here, in ms. */
+  delayFromOriginMs: Record<string, { p50: number; p99: number; max: number; count: number }>;
 }
 
-export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiStreamingCall<unknown, unknown>; stats: ReceiverStats } {
-  const stats: ReceiverStats = { batches: 0, entriesAppended: 0, duplicates: 0, residencyRefusals: 0, unauthorizedRefusals: 0, clockSkewRefusals: 0, maxClockSkewMs: 0 };
+export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiStreamingCall<unknown, unknown>; stats: () => ReceiverStats } {
+  const counters = { batches: 0, entriesAppended: 0, duplicates: 0, residencyRefusals: 0, unauthorizedRefusals: 0, clockSkewRefusals: 0, maxClockSkewMs: 0 };
+  const stats = counters;
+  const delays = new Map<string, hdr.Histogram>();
+  const recordDelay = (origin: string, ms: number): void => {
+    let h = delays.get(origin);
+    if (!h) delays.set(origin, (h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 86_400_000, numberOfSignificantValueDigits: 2, useWebAssembly: false })));
+    h.recordValue(Math.max(1, ms));
+  };
   const handler = (call: grpc.ServerDuplexStream<unknown, unknown>): void => {
     let topic: string | undefined;
     let from = '?';
@@ -87,6 +98,8 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
         try {
           const entries = batch.entries.map(fromWire);
           const outcome = await o.log.appendReplicated(name, entries);
+          const now = o.nowMs();
+          for (const e of entries) recordDelay(e.originRegion, now - e.publishTimeMs);
           stats.batches++;
           stats.entriesAppended += outcome.appended;
           stats.duplicates += outcome.duplicates;
@@ -104,5 +117,13 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
       });
     });
   };
-  return { handler, stats };
+  return {
+    handler,
+    stats: () => ({
+      ...counters,
+      delayFromOriginMs: Object.fromEntries(
+        [...delays].map(([origin, h]) => [origin, { p50: h.getValueAtPercentile(50), p99: h.getValueAtPercentile(99), max: h.maxValue, count: h.totalCount }]),
+      ),
+    }),
+  };
 }

@@ -59,6 +59,7 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
     mayHoldHere: (topic) => mayHold(topology, namespaceOf(topic), region),
     peerRegion: deps.peerRegion,
     logLine,
+    nowMs,
   });
   const clients = new Map<string, ReplicationClient>();
   const client = (remote: string): ReplicationClient => {
@@ -113,7 +114,7 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
   let closed = false;
   return {
     service: { definition: Replication.service, implementation: { Replicate: receiver.handler as grpc.UntypedHandleCall } },
-    status: () => ({ region, links: [...links.values()].map((l) => l.status()), receiver: { ...receiver.stats } }),
+    status: () => ({ region, links: [...links.values()].map((l) => l.status()), receiver: receiver.stats() }),
     close: async () => {
       if (closed) return;
       closed = true;

@@ -231,11 +231,13 @@ function readBody(r: Reader): Entry {
   const producerName = r.str(r.u16());
   const key = flags & FLAG_HAS_KEY ? r.str(r.u32()) : undefined;
   const count = r.u32();
-  const properties: Record<string, string> = {};
+  // Built with fromEntries so that a property named "__proto__" stays an own property.
+  const pairs: Array<[string, string]> = [];
   for (let p = 0; p < count; p++) {
     const name = r.str(r.u16());
-    properties[name] = r.str(r.u32());
+    pairs.push([name, r.str(r.u32())]);
   }
+  const properties: Record<string, string> = Object.fromEntries(pairs);
   const payload = r.bytes(r.u32());
   if (r.at !== r.end) throw new CorruptChunkError(`entry at offset ${offset} has ${r.end - r.at} unread bytes`);
   return { offset, originPosition, hlc, sequenceId, publishTimeMs, eventTimeMs, originRegion, producerName, key, properties, payload };
