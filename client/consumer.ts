@@ -96,6 +96,8 @@ export class Consumer implements AdmqConsumer {
   /** Server-side errors not tied to a request (e.g. a checksum failure), surfaced on receive(). */
   #failure: AdmqClientError | undefined;
   onActiveChange: ((active: boolean) => void) | undefined;
+  /** Called when a message (or a failure) is buffered with no receive() waiting; PartitionedConsumer uses it. */
+  onBuffered: (() => void) | undefined;
 
   constructor(
     private readonly ctx: ConsumerContext,
@@ -189,7 +191,10 @@ export class Consumer implements AdmqConsumer {
         if (waiter) {
           if (waiter.timer) clearTimeout(waiter.timer);
           waiter.reject(error);
-        } else this.#failure = error;
+        } else {
+          this.#failure = error;
+          this.onBuffered?.();
+        }
         return;
       }
     }
@@ -201,7 +206,10 @@ export class Consumer implements AdmqConsumer {
       if (waiter.timer) clearTimeout(waiter.timer);
       this.#consumed();
       waiter.resolve(message);
-    } else this.#queue.push(message);
+    } else {
+      this.#queue.push(message);
+      this.onBuffered?.();
+    }
   }
 
   /** Grants permits back in half-queue steps, as Pulsar clients do, to keep the pipe full without chattiness. */
@@ -248,6 +256,11 @@ export class Consumer implements AdmqConsumer {
   #fail(error: AdmqClientError): void {
     this.#state = 'closed';
     this.#abort.abort();
+    if (error.code !== ErrorCode.Closed && this.#waiters.length === 0) {
+      // Nobody is waiting: keep the cause for the next receive() rather than a bare "closed".
+      this.#failure ??= error;
+      this.onBuffered?.();
+    }
     for (const w of this.#waiters) {
       if (w.timer) clearTimeout(w.timer);
       w.reject(error);
@@ -255,6 +268,21 @@ export class Consumer implements AdmqConsumer {
     this.#waiters = [];
     for (const s of this.#seeks.values()) s.reject(error);
     this.#seeks.clear();
+  }
+
+  /**
+   * Takes a buffered message without waiting, or undefined; throws a pending failure.
+   * Taking a message counts toward the permits granted back to the node, as receive() does.
+   */
+  takeBuffered(): Message | undefined {
+    if (this.#failure) {
+      const failure = this.#failure;
+      this.#failure = undefined;
+      throw failure;
+    }
+    const next = this.#queue.shift();
+    if (next) this.#consumed();
+    return next;
   }
 
   /** Resolves with the next message; rejects with ADMQ_ERR_TIMEOUT after timeoutMs if given. */
@@ -295,9 +323,19 @@ export class Consumer implements AdmqConsumer {
     this.#stream?.write({ nack: { offsets: [message.offset] } });
   }
 
+  /**
+   * Every unacknowledged message of this consumer comes again, including those still
+   * buffered here. The buffered ones are dropped, so their permits go back to the node
+   * (it spent them delivering them), or it could not redeliver anything.
+   */
   redeliverUnacknowledged(): void {
+    const stream = this.#stream;
+    const permits = this.#queue.length + this.#consumedSinceFlow;
     this.#queue = [];
-    this.#stream?.write({ redeliverUnacked: {} });
+    this.#consumedSinceFlow = 0;
+    if (!stream) return;
+    stream.write({ redeliverUnacked: {} });
+    if (permits > 0) stream.write({ flow: { permits } });
   }
 
   /** Moves the subscription; the next message received is the target. */

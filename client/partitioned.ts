@@ -44,10 +44,15 @@ export class PartitionedProducer {
   }
 }
 
+/**
+ * One consumer over every partition. Messages stay in each partition consumer's buffer
+ * until the application receives them, so each partition's flow control
+ * (receiverQueueSize) holds; receive() takes from the partitions in turn.
+ */
 export class PartitionedConsumer implements AdmqConsumer {
-  #queue: Message[] = [];
   #waiters: Waiter[] = [];
   #closed = false;
+  #next = 0;
   readonly #byTopic: Map<string, Consumer>;
 
   constructor(
@@ -55,32 +60,49 @@ export class PartitionedConsumer implements AdmqConsumer {
     readonly partitions: Consumer[],
   ) {
     this.#byTopic = new Map(partitions.map((c) => [c.topic, c]));
-    for (const c of partitions) void this.#pump(c);
+    for (const c of partitions) c.onBuffered = () => this.#serveWaiters();
   }
 
-  async #pump(consumer: Consumer): Promise<void> {
-    while (!this.#closed) {
-      let message: Message;
+  /** A buffered message from the next partition that has one, round-robin; throws a partition's failure. */
+  #takeAny(): Message | undefined {
+    const count = this.partitions.length;
+    for (let i = 0; i < count; i++) {
+      const index = (this.#next + i) % count;
+      const message = (this.partitions[index] as Consumer).takeBuffered();
+      if (message) {
+        this.#next = (index + 1) % count;
+        return message;
+      }
+    }
+    return undefined;
+  }
+
+  #serveWaiters(): void {
+    while (this.#waiters.length > 0) {
+      let message: Message | undefined;
       try {
-        message = await consumer.receive();
+        message = this.#takeAny();
       } catch (error) {
-        if ((error as AdmqClientError).code === ErrorCode.Closed) return;
-        const waiter = this.#waiters.shift();
-        waiter?.reject(error as AdmqClientError);
+        const waiter = this.#waiters.shift() as Waiter;
+        if (waiter.timer) clearTimeout(waiter.timer);
+        waiter.reject(error as AdmqClientError);
         continue;
       }
-      const waiter = this.#waiters.shift();
-      if (waiter) {
-        if (waiter.timer) clearTimeout(waiter.timer);
-        waiter.resolve(message);
-      } else this.#queue.push(message);
+      if (!message) return;
+      const waiter = this.#waiters.shift() as Waiter;
+      if (waiter.timer) clearTimeout(waiter.timer);
+      waiter.resolve(message);
     }
   }
 
   receive(timeoutMs?: number): Promise<Message> {
-    const next = this.#queue.shift();
-    if (next) return Promise.resolve(next);
     if (this.#closed) return Promise.reject(new AdmqClientError(ErrorCode.Closed, 'consumer is closed'));
+    try {
+      const next = this.#takeAny();
+      if (next) return Promise.resolve(next);
+    } catch (error) {
+      return Promise.reject(error as AdmqClientError);
+    }
     return new Promise((resolve, reject) => {
       const waiter: Waiter = { resolve, reject };
       if (timeoutMs !== undefined) {
@@ -112,7 +134,6 @@ export class PartitionedConsumer implements AdmqConsumer {
   }
 
   redeliverUnacknowledged(): void {
-    this.#queue = [];
     for (const c of this.partitions) c.redeliverUnacknowledged();
   }
 
@@ -121,7 +142,6 @@ export class PartitionedConsumer implements AdmqConsumer {
     if ('offset' in target) {
       throw new AdmqClientError(ErrorCode.BadRequest, 'seek by offset needs a single partition; subscribe to a partition topic instead');
     }
-    this.#queue = [];
     await Promise.all(this.partitions.map((c) => c.seek(target)));
   }
 
@@ -139,7 +159,10 @@ export class PartitionedConsumer implements AdmqConsumer {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const w of this.#waiters) w.reject(new AdmqClientError(ErrorCode.Closed, 'consumer is closed'));
+    for (const w of this.#waiters) {
+      if (w.timer) clearTimeout(w.timer);
+      w.reject(new AdmqClientError(ErrorCode.Closed, 'consumer is closed'));
+    }
     this.#waiters = [];
     await Promise.all(this.partitions.map((c) => c.close()));
   }

@@ -9,10 +9,11 @@
 //   exclusive  one consumer; a second is refused.
 //   failover   the consumer with the lowest priority level (then the earliest) is active.
 //   shared     round-robin over consumers with permits.
-//   key_shared a key always maps to one consumer (rendezvous hashing). A consumer that
-//              joins while entries are in flight gets a fence: it receives no entry at or
-//              after the fence until every entry before it is acked, so a key that moves
-//              to it is never delivered out of order.
+//   key_shared a key maps to one consumer (rendezvous hashing over the consumers' names),
+//              so it moves only when the consumer set changes. An entry is handed to its
+//              key's consumer only while no other consumer holds an unacked entry of the
+//              same key: when a key moves (a consumer joins or leaves), the new owner
+//              waits for the old owner's acks, and per-key order holds.
 import { ErrorCode, type SubscriptionTypeName } from '../../proto/index.ts';
 import { AdmqError, toAdmqError } from '../errors.ts';
 import type { Entry } from '../storage/entry-codec.ts';
@@ -64,10 +65,8 @@ interface ConsumerState {
   readonly sink: ConsumerSink;
   readonly order: number;
   permits: number;
-  /** Offset → dispatch time, for ack timeouts. */
-  readonly unacked: Map<number, number>;
-  /** key_shared: entries at or after this offset wait until everything before it is acked. */
-  fence: number | undefined;
+  /** Offset → dispatch time (for ack timeouts) and key hash (for key_shared ordering). */
+  readonly unacked: Map<number, { sentAtMs: number; keyHash: number }>;
   readonly nameHash: number;
   delivered: number;
 }
@@ -183,15 +182,13 @@ export class Subscription {
       order: this.#orderCounter++,
       permits: 0,
       unacked: new Map(),
-      fence: undefined,
       nameHash: fnv1a(sink.name),
       delivered: 0,
     };
-    if (type === 'key_shared' && this.#consumers.length > 0 && this.readPosition > this.ackedBelow) {
-      state.fence = this.readPosition;
-    }
     this.#consumers.push(state);
     this.#electActive();
+    // A failover consumer that joins as a standby is told so; the elected one was told by #electActive.
+    if (this.type === 'failover' && this.#active !== state) sink.activeChanged(false);
     this.#ensureTimer();
     this.scheduleDispatch();
   }
@@ -273,7 +270,6 @@ export class Subscription {
     for (const c of this.#consumers) {
       c.unacked.clear();
       c.permits = 0;
-      c.fence = undefined;
       c.sink.seekReset(requestId, target);
     }
     this.persist();
@@ -372,8 +368,8 @@ export class Subscription {
     }
     for (const c of this.#consumers) {
       if (c.sink.ackTimeoutMs <= 0) continue;
-      for (const [o, sentAt] of c.unacked) {
-        if (now - sentAt < c.sink.ackTimeoutMs) continue;
+      for (const [o, { sentAtMs }] of c.unacked) {
+        if (now - sentAtMs < c.sink.ackTimeoutMs) continue;
         c.unacked.delete(o);
         const count = (this.redeliveryCounts.get(o) ?? 0) + 1;
         this.redeliveryCounts.set(o, count);
@@ -419,6 +415,18 @@ export class Subscription {
     }
   }
 
+  #keyHolders(): Map<number, ConsumerState | null> {
+    const holders = new Map<number, ConsumerState | null>();
+    for (const c of this.#consumers) {
+      for (const { keyHash: h } of c.unacked.values()) {
+        const holder = holders.get(h);
+        if (holder === undefined) holders.set(h, c);
+        else if (holder !== c) holders.set(h, null);
+      }
+    }
+    return holders;
+  }
+
   /** Hands entries to consumers until permits, entries or the batch bound run out. */
   dispatch(): void {
     if (this.#closed || this.#consumers.length === 0) return;
@@ -433,24 +441,26 @@ export class Subscription {
     const now = this.deps.nowMs();
     let handed = 0;
 
-    // Clear key_shared fences whose earlier entries are all acknowledged.
-    for (const c of candidates) if (c.fence !== undefined && this.ackedBelow >= c.fence) c.fence = undefined;
+    // key_shared: which consumer holds unacked entries of each key (null: more than one).
+    const holders = this.type === 'key_shared' ? this.#keyHolders() : undefined;
 
     const offer = (entry: Entry, redeliveryCount: number): 'sent' | 'held' | 'stop' => {
       const target = this.#targetFor(entry, candidates, rr);
       if (!target) return this.type === 'key_shared' ? 'held' : 'stop';
-      if (this.type === 'key_shared') {
-        const h = keyHash(entry.key);
-        const fenced = target.fence !== undefined && entry.offset >= target.fence;
-        if (blockedKeys.has(h) || target.permits <= 0 || fenced) {
+      const h = keyHash(entry.key);
+      if (holders) {
+        const holder = holders.get(h);
+        const heldElsewhere = holder !== undefined && holder !== target;
+        if (blockedKeys.has(h) || target.permits <= 0 || heldElsewhere) {
           blockedKeys.add(h);
           return 'held';
         }
+        holders.set(h, target);
       } else if (target.permits <= 0) {
         return 'stop';
       }
       target.permits--;
-      target.unacked.set(entry.offset, now);
+      target.unacked.set(entry.offset, { sentAtMs: now, keyHash: h });
       target.delivered++;
       let list = out.get(target);
       if (!list) out.set(target, (list = []));

@@ -273,14 +273,7 @@ test('redeliverUnacknowledged: unacked messages come back and the consumer keeps
   await c.close();
 });
 
-// BUG: Consumer.redeliverUnacknowledged() (client/consumer.ts) empties the local receive
-// queue but never grants the node new permits for the messages it dropped. The node had
-// spent those permits, so once the queue was full at the time of the call the node has 0
-// permits, returns the unacked messages to its replay set and never sends them: the
-// consumer stalls forever. Repro: receiverQueueSize 4, 4 messages delivered to the client
-// queue, receive 1, call redeliverUnacknowledged(), receive() never resolves (stats show
-// consumers[0].permits === 0, pendingRedelivery === 4).
-test.failing('redeliverUnacknowledged: with messages still buffered in the client, they are redelivered (no stall)', async (t) => {
+test('redeliverUnacknowledged: with messages still buffered in the client, they are redelivered (no stall)', async (t) => {
   const topic = await n.topic('redeliver-buffered');
   await fill(topic, 4);
   const c = await n.client.subscribe({ topic, subscription: 's', initialPosition: 'earliest', receiverQueueSize: 4 });

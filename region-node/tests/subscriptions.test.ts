@@ -126,13 +126,7 @@ test('failover: the consumer with the lowest priority level is active even if it
   t.true(await silentFor(low, 150));
 });
 
-// BUG: a failover consumer that joins as standby is never told it is inactive: the node
-// sends ActiveConsumerChange only to the newly elected consumer (isActive: true) and to a
-// consumer that loses the active role (region-node/broker/subscription.ts #electActive),
-// and the client starts with `#active = true` (client/consumer.ts). Repro: subscribe
-// "fa" then "fb" (failover, same priority); fb.isActive is true although admin stats show
-// fb active: false and it receives nothing.
-test.failing('failover: a consumer that joins as standby reports isActive false', async (t) => {
+test('failover: a consumer that joins as standby reports isActive false', async (t) => {
   const topic = await n.topic('failover-flag');
   const a = (await n.newClient().subscribe({ topic, subscription: 'f', subscriptionType: 'failover', consumerName: 'fa' })) as Consumer;
   const b = (await n.newClient().subscribe({ topic, subscription: 'f', subscriptionType: 'failover', consumerName: 'fb' })) as Consumer;
@@ -260,17 +254,7 @@ function orderViolations(history: Delivery[]): string[] {
   return out;
 }
 
-// BUG: a key_shared consumer that joins gets a fence at the read position, but entries
-// BELOW the fence that wait in the replay set (held because their owner had no permits
-// left) are handed to the newcomer at once, while earlier entries of the same key are
-// still unacked at the old owner (region-node/broker/subscription.ts, dispatch(): the
-// fence only applies to `entry.offset >= target.fence`; replayed entries skip it).
-// Repro: key_shared subscription with consumer "owner-a" (receiverQueueSize 10) and
-// "owner-b" (receiverQueueSize 200); produce 60 messages with key `key-${i % 20}`; A's
-// keys beyond its 10 permits are held in replay while B's permits move the read position
-// to 60; consumer "joiner-c" joins (fence 60) and at once receives held entries of keys
-// that moved from A to C (e.g. offset 2x) while offset x of the same key sits unacked at A.
-test.failing('key_shared: a consumer that joins while entries are held for their owner gets no key ahead of that owner (deterministic)', async (t) => {
+test('key_shared: a consumer that joins while entries are held for their owner gets no key ahead of that owner (deterministic)', async (t) => {
   const topic = await n.topic('ks-join');
   const history: Delivery[] = [];
   const a = await n.newClient().subscribe({ topic, subscription: 'ks', subscriptionType: 'key_shared', consumerName: 'owner-a', initialPosition: 'earliest', receiverQueueSize: 10 });
