@@ -1,14 +1,38 @@
 // `npm run bench`: runs the benchmarks, prints the figures and writes them, with a
-// description of the machine, to bench/results/. `npm run bench -- --quick` runs shorter.
+// description of the machine, to bench/results/. Options: --quick (shorter runs),
+// --only region-node|replication|tls.
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
 import { formatRegionNodeBench, runRegionNodeBench } from './region-node-bench.ts';
+import { formatReplicationBench, runReplicationBench } from './replication-bench.ts';
 
 const quick = process.argv.includes('--quick');
+const onlyAt = process.argv.indexOf('--only');
+const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : undefined;
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux ${release()}, Node ${process.version}`;
-const started = new Date().toISOString();
-const result = await runRegionNodeBench(quick ? { durationMs: 3_000, backlog: 100_000 } : {});
-const text = [`# admq benchmark results`, '', `Run ${started} on ${machine}${quick ? ' (quick mode)' : ''}.`, '', formatRegionNodeBench(result)].join('\n');
-console.log(text);
-writeFileSync(new URL('./results/region-node.md', import.meta.url), text);
-writeFileSync(new URL('./results/region-node.json', import.meta.url), JSON.stringify({ started, machine, quick, result }, null, 2));
+
+async function write(name: string, run: () => Promise<{ text: string; result: unknown }>): Promise<void> {
+  const started = new Date().toISOString();
+  const { text, result } = await run();
+  const page = [`# admq benchmark results: ${name}`, '', `Run ${started} on ${machine}${quick ? ' (quick mode)' : ''}.`, '', text].join('\n');
+  console.log(page);
+  writeFileSync(new URL(`./results/${name}.md`, import.meta.url), page);
+  writeFileSync(new URL(`./results/${name}.json`, import.meta.url), JSON.stringify({ started, machine, quick, result }, null, 2));
+}
+
+if (!only || only === 'region-node') {
+  await write('region-node', async () => {
+    const result = await runRegionNodeBench(quick ? { durationMs: 3_000, backlog: 100_000 } : {});
+    return { text: formatRegionNodeBench(result), result };
+  });
+}
+if (!only || only === 'replication') {
+  await write('replication', async () => {
+    const result = await runReplicationBench({ quick });
+    return { text: formatReplicationBench(result), result };
+  });
+}
+if (!only || only === 'tls') {
+  const { runTlsBench } = (await import('./tls-bench.ts')) as { runTlsBench: () => Promise<unknown> };
+  await runTlsBench();
+}

@@ -53,7 +53,18 @@ function objectBody(body: unknown): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
-export function buildAdminRoutes(broker: Broker, info: () => Record<string, unknown>, replicationStatus?: () => unknown): Route[] {
+/** What the admin API asks of the node's replication, when the node runs in a topology. */
+export interface AdminReplicationHooks {
+  status(): unknown;
+  /** Starts a new topic's links and waits, bounded, until the neighbours hold the topic. */
+  propagateTopic(topic: string, timeoutMs: number): Promise<unknown>;
+}
+
+/** Longest wait for a new topic to reach the other regions (`?waitMs=`); default 5 s. */
+const PROPAGATION_WAIT_MAX_MS = 60_000;
+const PROPAGATION_WAIT_DEFAULT_MS = 5_000;
+
+export function buildAdminRoutes(broker: Broker, info: () => Record<string, unknown>, replication?: AdminReplicationHooks): Route[] {
   const seg = '([^/]+)';
   const topicName = (p: string[]): string => parseTopicName(`${p[0]}/${p[1]}/${p[2]}`).full;
   const r = (method: string, path: string, handler: Handler): Route => ({
@@ -66,8 +77,8 @@ export function buildAdminRoutes(broker: Broker, info: () => Record<string, unkn
     r('GET', '/health', () => ({ status: 'ok', region: broker.region })),
     r('GET', '/node', () => info()),
     r('GET', '/replication/status', () => {
-      if (!replicationStatus) throw new AdmqError(ErrorCode.BadRequest, 'this node runs without a topology: no replication');
-      return replicationStatus();
+      if (!replication) throw new AdmqError(ErrorCode.BadRequest, 'this node runs without a topology: no replication');
+      return replication.status();
     }),
     r('GET', '/tenants', () => md.listTenants().map((t) => t.name)),
     r('GET', '/tenants/:x', (p) => md.requireTenant(p[0] as string)),
@@ -93,12 +104,20 @@ export function buildAdminRoutes(broker: Broker, info: () => Record<string, unkn
       const record = broker.topicRecord(topicName(p));
       return { name: record.name, partitions: record.partitions, createdAtMs: record.createdAtMs };
     }),
-    r('PUT', '/topics/:x/:x/:x', async (p, body) => {
+    r('PUT', '/topics/:x/:x/:x', async (p, body, q) => {
       const b = objectBody(body);
       const partitions = b.partitions ?? 0;
       if (typeof partitions !== 'number') throw new BadRequestError('partitions must be a number');
+      const waitMs = Number(q.get('waitMs') ?? PROPAGATION_WAIT_DEFAULT_MS);
+      if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > PROPAGATION_WAIT_MAX_MS) {
+        throw new BadRequestError(`waitMs must be an integer from 0 to ${PROPAGATION_WAIT_MAX_MS}`);
+      }
       const record = await broker.createTopic(topicName(p), partitions);
-      return { name: record.name, partitions: record.partitions };
+      if (!replication) return { name: record.name, partitions: record.partitions };
+      // In a topology the topic reaches the other regions of its replication set through
+      // the links; wait (bounded) so that a producer there finds it, and say where it is.
+      const links = await replication.propagateTopic(record.name, waitMs);
+      return { name: record.name, partitions: record.partitions, replication: links };
     }),
     r('DELETE', '/topics/:x/:x/:x', async (p, _b, q) => {
       await broker.deleteTopic(topicName(p), q.get('force') === 'true');
@@ -127,10 +146,20 @@ export function startAdminServer(options: {
   host: string;
   port: number;
   info: () => Record<string, unknown>;
-  replicationStatus?: () => unknown;
+  /** Only for a node in a topology; looked up per call, as replication starts after the admin API listens. */
+  replication?: () => AdminReplicationHooks | undefined;
   log: (line: string) => void;
 }): Promise<Server> {
-  const routes = buildAdminRoutes(options.broker, options.info, options.replicationStatus);
+  const current = options.replication;
+  const hooks: AdminReplicationHooks | undefined = current && {
+    status: () => {
+      const r = current();
+      if (!r) throw new AdmqError(ErrorCode.BadRequest, 'this node runs without a topology: no replication');
+      return r.status();
+    },
+    propagateTopic: (topic, timeoutMs) => current()?.propagateTopic(topic, timeoutMs) ?? Promise.resolve([]),
+  };
+  const routes = buildAdminRoutes(options.broker, options.info, hooks);
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname.replace(/\/+$/, '') || '/';

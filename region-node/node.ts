@@ -111,7 +111,13 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
       port: config.adminPort,
       log,
       info: () => ({ region: config.region, dataDir: config.dataDir, durability: config.durability, grpcAddress, adminUrl, replicationAddress: replication?.address, pid: process.pid }),
-      replicationStatus: () => replication?.replicator.status(),
+      ...(topology && {
+        replication: () =>
+          replication && {
+            status: () => replication?.replicator.status(),
+            propagateTopic: (topic: string, timeoutMs: number) => replication?.replicator.propagate(topic, timeoutMs) ?? Promise.resolve([]),
+          },
+      }),
     }).catch((error: Error) => {
       throw new AdmqError(ErrorCode.Config, `cannot listen for the admin API on ${config.adminHost}:${config.adminPort}: ${error.message}`);
     });

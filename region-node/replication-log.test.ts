@@ -20,8 +20,8 @@ test('replicated appends: dedupe by (origin, position), origin fields kept, skew
   let node = await start({ dataDir, grpcPort: 0, adminPort: 0, region: 'shanghai' }, { log: () => {}, readPhysicalMs: () => NOW });
   let log = createReplicationLog(node.broker);
   const topic = 'persistent://public/default/replicated';
-  await log.ensureTopic(topic);
-  await log.ensureTopic(topic); // idempotent
+  t.true(await log.ensureTopic(topic, {}));
+  t.false(await log.ensureTopic(topic, {}), 'idempotent'); // idempotent
   t.deepEqual(await log.appendReplicated(topic, [0, 1, 2, 3, 4].map((p) => remote(p))), { appended: 5, duplicates: 0 });
   t.deepEqual(await log.appendReplicated(topic, [3, 4, 5, 6, 7].map((p) => remote(p))), { appended: 3, duplicates: 2 });
   t.is(log.originMarks(topic).get('beijing'), 7);
@@ -42,4 +42,19 @@ test('replicated appends: dedupe by (origin, position), origin fields kept, skew
   t.deepEqual(await log.appendReplicated(topic, [6, 7, 8].map((p) => remote(p))), { appended: 1, duplicates: 2 });
   t.true(node.broker.store.clock.now() > remote(8).hlc);
   await node.close();
+});
+
+test('a replicated partition creates its whole partitioned topic; a shape that disagrees is refused', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'admq-repl-shape-'));
+  const node = await start({ dataDir, grpcPort: 0, adminPort: 0, region: 'shanghai' }, { log: () => {}, readPhysicalMs: () => NOW });
+  t.teardown(() => node.close());
+  const log = createReplicationLog(node.broker);
+  const parent = 'persistent://public/default/orders';
+  t.true(await log.ensureTopic(`${parent}-partition-1`, { partitionOf: { parent, partitions: 3 } }));
+  t.is(node.broker.metadata.getTopic(parent)?.partitions, 3);
+  for (const i of [0, 1, 2]) t.truthy(node.broker.metadata.getTopic(`${parent}-partition-${i}`));
+  t.deepEqual(log.topicShape(`${parent}-partition-2`), { partitionOf: { parent, partitions: 3 } });
+  t.deepEqual(log.topicShape(parent), {});
+  const error = await t.throwsAsync(log.ensureTopic(`${parent}-partition-5`, { partitionOf: { parent, partitions: 6 } }));
+  t.regex(error?.message ?? '', /partition counts differ/);
 });

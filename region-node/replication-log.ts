@@ -25,17 +25,27 @@ export function createReplicationLog(broker: Broker): ReplicationLog {
       return log.entriesAppended > 0 ? log.bytesAppended / log.entriesAppended : 1024;
     },
     onAppend: (topic, listener) => logOf(topic).onDurable(listener),
-    ensureTopic: async (topic) => {
+    topicShape: (topic) => {
+      const parent = broker.metadata.partitionParent(topic);
+      return parent ? { partitionOf: parent } : {};
+    },
+    ensureTopic: async (topic, shape) => {
       const name = parseTopicName(topic);
-      if (broker.metadata.getTopic(name.full)) return;
+      if (broker.metadata.getTopic(name.full)) return false;
       if (!broker.metadata.getNamespace(name.tenant, name.namespace)) {
         throw new AdmqError(ErrorCode.NamespaceNotFound, `namespace ${name.tenant}/${name.namespace} does not exist in ${store.region}`);
       }
+      // A partition arrives with its parent's shape: create the partitioned topic whole.
+      const [create, partitions] = shape.partitionOf ? [parseTopicName(shape.partitionOf.parent).full, shape.partitionOf.partitions] : [name.full, 0];
       try {
-        await broker.createTopic(name.full, 0);
+        await broker.createTopic(create, partitions);
       } catch (error) {
         if ((error as AdmqError).code !== ErrorCode.AlreadyExists) throw error;
       }
+      if (!broker.metadata.getTopic(name.full)) {
+        throw new AdmqError(ErrorCode.BadRequest, `${topic} is not a partition of ${create} in ${store.region} (the partition counts differ)`);
+      }
+      return true;
     },
     appendReplicated: async (topic, entries: ReplicatedEntry[]) => {
       const results = await store.appendReplicated(logOf(topic), entries.map((e) => ({ ...e, offset: 0 }) as Entry));

@@ -63,8 +63,14 @@ export function replicationDelayMs(input: {
   return Math.max(1, age, silence);
 }
 
-/** Reconnect delay: exponential from 100 ms to 60 s (DESIGN: bound every retry). */
+/**
+ * Reconnect delay: exponential from 100 ms, capped at 5 s. The cap is low on purpose: a
+ * link between regions is few and precious, and every second it waits after the network
+ * heals is a second of replication lag (RPO exposure).
+ */
+export const BACKOFF_MAX_MS = 5_000;
+
 export function backoffMs(attempt: number, random: number): number {
-  const base = Math.min(60_000, 100 * 2 ** Math.min(attempt, 20));
+  const base = Math.min(BACKOFF_MAX_MS, 100 * 2 ** Math.min(attempt, 20));
   return Math.round(base / 2 + (base / 2) * random);
 }

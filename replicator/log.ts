@@ -25,6 +25,11 @@ export interface AppendOutcome {
   duplicates: number;
 }
 
+/** How a topic is laid out: a partition names its partitioned parent. */
+export interface TopicShape {
+  partitionOf?: { parent: string; partitions: number };
+}
+
 export interface ReplicationLog {
   readonly region: string;
   /** Local topics (full names, partitions as their own topics). */
@@ -37,8 +42,14 @@ export interface ReplicationLog {
   averageEntryBytes(topic: string): number;
   /** Calls `listener` whenever new entries become durable; returns an unsubscribe function. */
   onAppend(topic: string, listener: () => void): () => void;
-  /** Creates the topic locally if it is missing (receiver side); throws a typed error if it cannot. */
-  ensureTopic(topic: string): Promise<void>;
+  /** The topic's layout (sender side), sent in the hello so that the receiver can recreate it. */
+  topicShape(topic: string): TopicShape;
+  /**
+   * Creates the topic locally if it is missing (receiver side), as a partition of its
+   * parent when the shape says so; resolves true when it created something. Throws a
+   * typed error if it cannot.
+   */
+  ensureTopic(topic: string, shape: TopicShape): Promise<boolean>;
   /** Appends with dedupe on (origin region, origin position), atomically and durably. */
   appendReplicated(topic: string, entries: ReplicatedEntry[]): Promise<AppendOutcome>;
   /** Highest stored origin position per origin region. */

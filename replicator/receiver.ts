@@ -19,6 +19,8 @@ export interface ReceiverOptions {
   peerRegion: (call: grpc.ServerDuplexStream<unknown, unknown>) => string | undefined;
   logLine: (line: string) => void;
   nowMs: () => number;
+  /** A topic was created here by replication: relays start their own links for it at once. */
+  topicCreated: (topic: string) => void;
 }
 
 export interface ReceiverStats {
@@ -61,7 +63,7 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
         call.end();
       }
     });
-    call.on('data', (request: { request?: string; hello?: { fromRegion: string; topic: string }; batch?: { batchId: string; entries: WireEntry[] } }) => {
+    call.on('data', (request: { request?: string; hello?: { fromRegion: string; topic: string; parentTopic?: string; parentPartitions?: number }; batch?: { batchId: string; entries: WireEntry[] } }) => {
       if (ended) return;
       if (!topic) {
         const hello = request.hello;
@@ -79,9 +81,11 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
           return refuse(ReplicationErrorCode.Residency, `${o.log.region} is outside the replication set or the tenant's allowed regions of ${hello.topic}`);
         }
         const name = hello.topic;
-        o.log.ensureTopic(name).then(
-          () => {
+        const shape = hello.parentTopic && hello.parentPartitions ? { partitionOf: { parent: hello.parentTopic, partitions: hello.parentPartitions } } : {};
+        o.log.ensureTopic(name, shape).then(
+          (created) => {
             topic = name;
+            if (created) o.topicCreated(name);
             const marks = Object.fromEntries([...o.log.originMarks(name)].map(([k, v]) => [k, v]));
             if (!ended) call.write({ marks: { highWater: marks } });
           },

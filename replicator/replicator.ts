@@ -6,6 +6,7 @@ import { loadReplicationPackageDefinition } from '../proto/index.ts';
 import { mayHold, neighbours, nextHops, replicationAddress, replicationSetOf, type Topology } from '../topology/index.ts';
 import type { ReplicationLog } from './log.ts';
 import { createReceiver, type ReceiverStats } from './receiver.ts';
+import type { LinkState } from './decisions.ts';
 import { LinkSender, type LinkStatus } from './sender.ts';
 
 export interface ReplicatorConfig {
@@ -34,6 +35,14 @@ export interface ReplicatorHandle {
   /** The receiving service, to be added to the node's replication gRPC server. */
   readonly service: { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation };
   status(): { region: string; links: LinkStatus[]; receiver: ReceiverStats };
+  /**
+   * Starts the links of a newly created local topic (and its partitions) now rather than
+   * at the next discovery, and waits, at most `timeoutMs`, until every neighbour in the
+   * replication set has accepted them (so the topic exists there). Resolves with each
+   * link's state; a neighbour that is down shows as not connected, and its link keeps
+   * retrying in the background.
+   */
+  propagate(topic: string, timeoutMs: number): Promise<Array<{ topic: string; to: string; state: LinkState }>>;
   close(): Promise<void>;
 }
 
@@ -60,6 +69,7 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
     peerRegion: deps.peerRegion,
     logLine,
     nowMs,
+    topicCreated: () => discover(),
   });
   const clients = new Map<string, ReplicationClient>();
   const client = (remote: string): ReplicationClient => {
@@ -112,8 +122,19 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
   discover();
   const timer = setInterval(discover, config.discoveryIntervalMs ?? 500);
   let closed = false;
+  const linksOf = (topic: string): LinkSender[] =>
+    [...links.values()].filter((l) => l.topic === topic || l.topic.startsWith(`${topic}-partition-`));
+  const propagate = async (topic: string, timeoutMs: number): Promise<Array<{ topic: string; to: string; state: LinkState }>> => {
+    discover();
+    const deadline = nowMs() + timeoutMs;
+    while (!closed && nowMs() < deadline && linksOf(topic).some((l) => l.state !== 'connected')) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return linksOf(topic).map((l) => ({ topic: l.topic, to: l.remote, state: l.state }));
+  };
   return {
     service: { definition: Replication.service, implementation: { Replicate: receiver.handler as grpc.UntypedHandleCall } },
+    propagate,
     status: () => ({ region, links: [...links.values()].map((l) => l.status()), receiver: receiver.stats() }),
     close: async () => {
       if (closed) return;

@@ -87,6 +87,14 @@ export class LinkSender {
     this.#unsubscribe = o.log.onAppend(o.topic, () => this.#pump());
   }
 
+  get topic(): string {
+    return this.o.topic;
+  }
+
+  get remote(): string {
+    return this.o.remote;
+  }
+
   #tag(): string {
     return `[${this.o.topic}][${this.o.local} --> ${this.o.remote}]`;
   }
@@ -139,7 +147,8 @@ export class LinkSender {
     stream.on('end', () => {
       if (stream === this.#stream) this.#fail(stream);
     });
-    stream.write({ hello: { fromRegion: this.o.local, topic: this.o.topic } });
+    const parent = this.o.log.topicShape(this.o.topic).partitionOf;
+    stream.write({ hello: { fromRegion: this.o.local, topic: this.o.topic, parentTopic: parent?.parent ?? '', parentPartitions: parent?.partitions ?? 0 } });
   }
 
   #fail(stream: grpc.ClientDuplexStream<unknown, unknown>): void {

@@ -2,7 +2,7 @@
 // table. (Issue 8 puts the same interface in front of etcd for a regional cluster.)
 import { ErrorCode } from '../../proto/index.ts';
 import { AdmqError, BadRequestError, NotFoundError } from '../errors.ts';
-import { parseTopicName, partitionName, validateNamespaceName, validateTenantName, type TopicName } from '../names.ts';
+import { PARTITION_SUFFIX, parseTopicName, partitionName, validateNamespaceName, validateTenantName, type TopicName } from '../names.ts';
 import type { LogStore } from '../storage/log-store.ts';
 
 export interface TenantRecord {
@@ -124,6 +124,14 @@ export class MetadataManager {
   getTopic(fullName: string): TopicRecord | undefined {
     const name = parseTopicName(fullName);
     return this.store.metaGet<TopicRecord>(['topic', name.tenant, name.namespace, name.topic]);
+  }
+
+  /** For a partition of a partitioned topic: its parent's name and partition count. */
+  partitionParent(fullName: string): { parent: string; partitions: number } | undefined {
+    const at = fullName.lastIndexOf(PARTITION_SUFFIX);
+    if (at < 0) return undefined;
+    const parent = this.getTopic(fullName.slice(0, at));
+    return parent && parent.partitions > 0 ? { parent: parent.name, partitions: parent.partitions } : undefined;
   }
 
   requireTopic(name: TopicName): TopicRecord {

@@ -1,0 +1,244 @@
+// Runs several regions as real region-node processes on loopback, from a generated
+// topology, with a fault-injecting proxy on every directed replication link. Tests use it
+// to partition, delay, kill -9, restart and skew regions, and to read every region's log.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AdminClient, AdmqClient, type Message } from '../client/index.ts';
+import { prepareDev } from '../cli/dev.ts';
+import { freePort, startNodeProcess, waitFor, type NodeProcess } from '../test-support/processes.ts';
+import { FaultProxy } from './fault-proxy.ts';
+
+export interface ClusterOptions {
+  regions: string[];
+  /** Undirected links; default full mesh. */
+  links?: Array<[string, string]>;
+  transport?: 'tlcp' | 'insecure';
+  tenants?: Record<string, { allowedRegions: string[]; homeRegion?: string }>;
+  namespaces?: Record<string, { replicationSet: string[] }>;
+  maxClockOffsetMs?: number;
+  /** Per-region clock skew in ms, through the node's injected clock. */
+  clockSkewMs?: Record<string, number>;
+  log?: (line: string) => void;
+}
+
+interface RegionRuntime {
+  name: string;
+  grpcPort: number;
+  adminPort: number;
+  replicationPort: number;
+  process: NodeProcess | undefined;
+  client: AdmqClient | undefined;
+}
+
+export class Cluster {
+  readonly dir: string;
+  readonly topologyPath: string;
+  readonly regions = new Map<string, RegionRuntime>();
+  /** Proxy of each directed link, keyed "from->to". */
+  readonly proxies = new Map<string, FaultProxy>();
+  readonly #options: ClusterOptions;
+  #skew: Record<string, number>;
+
+  private constructor(options: ClusterOptions, dir: string, topologyPath: string) {
+    this.#options = options;
+    this.dir = dir;
+    this.topologyPath = topologyPath;
+    this.#skew = { ...(options.clockSkewMs ?? {}) };
+  }
+
+  static async start(options: ClusterOptions): Promise<Cluster> {
+    const dir = mkdtempSync(join(tmpdir(), 'admq-cluster-'));
+    const transport = options.transport ?? 'tlcp';
+    // Certificates come from the same code as `admq dev`.
+    if (transport === 'tlcp') await prepareDev({ dir, regions: options.regions, basePort: 1, transport });
+    const ports = new Map<string, { grpc: number; admin: number; replication: number }>();
+    for (const r of options.regions) ports.set(r, { grpc: await freePort(), admin: await freePort(), replication: await freePort() });
+    const links = options.links ?? options.regions.flatMap((a, i) => options.regions.slice(i + 1).map((b) => [a, b] as [string, string]));
+    const proxies = new Map<string, FaultProxy>();
+    for (const [a, b] of links) {
+      for (const [from, to] of [[a, b], [b, a]] as Array<[string, string]>) {
+        proxies.set(`${from}->${to}`, await FaultProxy.start({ targetHost: '127.0.0.1', targetPort: (ports.get(to) as { replication: number }).replication, name: `${from}->${to}` }));
+      }
+    }
+    const topology = {
+      regions: Object.fromEntries(
+        options.regions.map((r) => {
+          const p = ports.get(r) as { grpc: number; admin: number; replication: number };
+          return [r, { grpc: `127.0.0.1:${p.grpc}`, admin: `127.0.0.1:${p.admin}`, replication: `127.0.0.1:${p.replication}`, dataDir: r }];
+        }),
+      ),
+      links,
+      endpoints: Object.fromEntries([...proxies].map(([key, proxy]) => [key, proxy.address])),
+      transport: transport === 'tlcp' ? { kind: 'tlcp', certDir: 'certs' } : { kind: 'insecure' },
+      tenants: options.tenants ?? { public: { allowedRegions: options.regions } },
+      namespaces: options.namespaces ?? { 'public/default': { replicationSet: options.regions } },
+      maxClockOffsetMs: options.maxClockOffsetMs ?? 500,
+    };
+    const topologyPath = join(dir, 'topology.json');
+    writeFileSync(topologyPath, JSON.stringify(topology, null, 2));
+    const cluster = new Cluster(options, dir, topologyPath);
+    for (const [key, proxy] of proxies) cluster.proxies.set(key, proxy);
+    for (const r of options.regions) {
+      const p = ports.get(r) as { grpc: number; admin: number; replication: number };
+      cluster.regions.set(r, { name: r, grpcPort: p.grpc, adminPort: p.admin, replicationPort: p.replication, process: undefined, client: undefined });
+    }
+    await Promise.all(options.regions.map((r) => cluster.startRegion(r)));
+    return cluster;
+  }
+
+  #region(name: string): RegionRuntime {
+    const r = this.regions.get(name);
+    if (!r) throw new Error(`no region ${name} in this cluster`);
+    return r;
+  }
+
+  async startRegion(name: string): Promise<void> {
+    const r = this.#region(name);
+    const skew = this.#skew[name] ?? 0;
+    const env: Record<string, string> = skew !== 0 ? { ADMQ_CLOCK_SKEW_MS: String(skew) } : {};
+    r.process = await startNodeProcess(['--topology', this.topologyPath, '--region', name], 60_000, env);
+    r.process.child.stdout?.on('data', (c: Buffer) => this.#options.log?.(`[${name}] ${c.toString().trimEnd()}`));
+  }
+
+  /** SIGKILL: no shutdown, no flush beyond what the node already made durable. */
+  async kill(name: string): Promise<void> {
+    const r = this.#region(name);
+    const p = r.process;
+    r.process = undefined;
+    if (!p) return;
+    p.child.kill('SIGKILL');
+    await p.exited;
+  }
+
+  async restart(name: string, options: { clockSkewMs?: number } = {}): Promise<void> {
+    await this.kill(name);
+    if (options.clockSkewMs !== undefined) this.#skew[name] = options.clockSkewMs;
+    await this.startRegion(name);
+  }
+
+  /** Cuts every link to and from `name`, both ways. */
+  partition(name: string): void {
+    for (const [key, proxy] of this.proxies) {
+      const [from, to] = key.split('->');
+      if (from === name || to === name) proxy.blackhole('both');
+    }
+  }
+
+  heal(): void {
+    for (const proxy of this.proxies.values()) proxy.heal();
+  }
+
+  setDelay(oneWayMs: number): void {
+    for (const proxy of this.proxies.values()) proxy.setDelay(oneWayMs);
+  }
+
+  grpcAddress(name: string): string {
+    return `127.0.0.1:${this.#region(name).grpcPort}`;
+  }
+
+  admin(name: string): AdminClient {
+    return new AdminClient(`http://127.0.0.1:${this.#region(name).adminPort}`);
+  }
+
+  /** A client bound to one region (reconnects by itself across restarts). */
+  client(name: string): AdmqClient {
+    const r = this.#region(name);
+    r.client ??= new AdmqClient({ serviceUrl: this.grpcAddress(name), backoffInitialMs: 50, backoffMaxMs: 1000 });
+    return r.client;
+  }
+
+  /** Reads a topic's whole log in `region` with a fresh subscription. */
+  async readAll(region: string, topic: string, timeoutMs = 30_000): Promise<Message[]> {
+    const stats = (await this.admin(region).topicStats(topic)) as { entries: number };
+    const consumer = await this.client(region).subscribe({ topic, subscription: `read-${Date.now()}-${Math.random().toString(36).slice(2)}`, initialPosition: 'earliest', receiverQueueSize: 5000 });
+    const out: Message[] = [];
+    try {
+      while (out.length < stats.entries) out.push(await consumer.receive(timeoutMs));
+    } finally {
+      await consumer.close();
+    }
+    return out;
+  }
+
+  /** Waits until every region holds `count` entries of `topic`. */
+  async waitForEntries(topic: string, count: number, timeoutMs: number): Promise<void> {
+    await waitFor(
+      async () => {
+        for (const name of this.regions.keys()) {
+          try {
+            const stats = (await this.admin(name).topicStats(topic)) as { entries: number };
+            if (stats.entries < count) return false;
+          } catch {
+            return false;
+          }
+        }
+        return true;
+      },
+      timeoutMs,
+      `${count} entries of ${topic} in every region`,
+    );
+  }
+
+  /**
+   * Creates a topic in one region and waits until every region in `regions` (default: all)
+   * has it. The admin API waits for the neighbours; a relay's spokes get it one hop later.
+   */
+  async createTopic(inRegion: string, topic: string, options: { partitions?: number; regions?: string[]; timeoutMs?: number } = {}): Promise<void> {
+    await this.admin(inRegion).createTopic(topic, options.partitions ?? 0);
+    const regions = options.regions ?? [...this.regions.keys()];
+    await waitFor(
+      async () => {
+        for (const name of regions) {
+          try {
+            await this.admin(name).topicStats(topic);
+          } catch {
+            return false;
+          }
+        }
+        return true;
+      },
+      options.timeoutMs ?? 30_000,
+      `${topic} to exist in ${regions.join(', ')}`,
+    );
+  }
+
+  /**
+   * Waits until the topic has converged: every region holds the same number of entries and
+   * every link of the topic is connected with an empty backlog (equal counts alone can be
+   * a coincidence while a link still has entries to ship).
+   */
+  async waitConverged(topic: string, timeoutMs: number): Promise<void> {
+    await waitFor(
+      async () => {
+        const counts: number[] = [];
+        for (const name of this.regions.keys()) {
+          const stats = (await this.admin(name).topicStats(topic)) as { entries: number };
+          counts.push(stats.entries);
+          const links = (await this.replicationStatus(name)).links.filter((l) => l.topic === topic);
+          if (links.some((l) => l.state !== 'connected' || Number(l.backlogEntries) > 0)) return false;
+        }
+        return counts.every((c) => c === counts[0]) && (counts[0] ?? 0) > 0;
+      },
+      timeoutMs,
+      `${topic} to converge in every region`,
+    );
+  }
+
+  async replicationStatus(name: string): Promise<{ links: Array<Record<string, unknown>>; receiver: Record<string, number> }> {
+    return this.admin(name).call('GET', '/replication/status');
+  }
+
+  async stop(): Promise<void> {
+    for (const r of this.regions.values()) {
+      await r.client?.close();
+      r.client = undefined;
+      if (r.process) {
+        r.process.child.kill('SIGTERM');
+        await r.process.exited;
+        r.process = undefined;
+      }
+    }
+    for (const proxy of this.proxies.values()) await proxy.close();
+  }
+}
