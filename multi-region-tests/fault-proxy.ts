@@ -148,7 +148,10 @@ export class FaultProxy {
     const bound = server.address();
     if (bound === null || typeof bound === 'string') throw new Error(`[fault-proxy] listening socket has no TCP address: ${String(bound)}`);
     const proxy = new FaultProxy(server, bound.port, options);
-    server.on('connection', (socket) => proxy.#accept(socket));
+    server.on('connection', (socket) => {
+      socket.setNoDelay(true);
+      proxy.#accept(socket);
+    });
     return proxy;
   }
 
@@ -260,7 +263,9 @@ class Connection {
   }
 
   connectTarget(host: string, port: number): void {
-    const target = connect({ host, port, allowHalfOpen: true });
+    // No Nagle on either leg: the proxy adds exactly the delay it is told to, not the
+    // 40 ms of Nagle's algorithm meeting delayed ACKs on small frames.
+    const target = connect({ host, port, allowHalfOpen: true, noDelay: true });
     this.#target = target;
     this.#socketsOpen++;
     target.on('error', () => this.reset());

@@ -14,9 +14,18 @@ export interface ReplicatorConfig {
   region: string;
   /** How often new local topics are looked for, in ms. Default 500. */
   discoveryIntervalMs?: number;
+  /** Entries in one batch. Default 1,000. */
   batchEntriesMax?: number;
+  /** Payload bytes in one batch. Default 1 MiB. */
   batchBytesMax?: number;
+  /**
+   * The window of a link: batches, entries and payload bytes sent but not yet acknowledged.
+   * Defaults 64, 20,000 and 16 MiB. A window that is small for the round trip makes
+   * entries wait for acks: at 30 ms one way, 4 batches in flight doubled the delay.
+   */
   inflightBatchesMax?: number;
+  inflightEntriesMax?: number;
+  inflightBytesMax?: number;
 }
 
 export interface ReplicatorDeps {
@@ -112,7 +121,9 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
           logLine,
           batchEntriesMax: config.batchEntriesMax ?? 1000,
           batchBytesMax: config.batchBytesMax ?? 1024 * 1024,
-          inflightBatchesMax: config.inflightBatchesMax ?? 4,
+          inflightBatchesMax: config.inflightBatchesMax ?? 64,
+          inflightEntriesMax: config.inflightEntriesMax ?? 20_000,
+          inflightBytesMax: config.inflightBytesMax ?? 16 * 1024 * 1024,
         });
         links.set(key, link);
         link.start();

@@ -25,6 +25,8 @@ export interface LinkOptions {
   batchEntriesMax: number;
   batchBytesMax: number;
   inflightBatchesMax: number;
+  inflightEntriesMax: number;
+  inflightBytesMax: number;
   /** Consecutive failures after which a clock-skew alert is raised (metric). */
 }
 
@@ -169,7 +171,7 @@ export class LinkSender {
     this.#pumping = true;
     try {
       const tail = this.o.log.tail(this.o.topic);
-      while (this.#inflight.length < this.o.inflightBatchesMax && this.#sentOffset < tail) {
+      while (this.#windowOpen() && this.#sentOffset < tail) {
         const entries = this.o.log.read(this.o.topic, this.#sentOffset, this.o.batchEntriesMax);
         if (entries.length === 0) break;
         let end = this.#sentOffset;
@@ -201,6 +203,18 @@ export class LinkSender {
     } finally {
       this.#pumping = false;
     }
+  }
+
+  /** Whether another batch may go out: batches, entries and bytes in flight all under their bounds. */
+  #windowOpen(): boolean {
+    if (this.#inflight.length >= this.o.inflightBatchesMax) return false;
+    let entries = 0;
+    let bytes = 0;
+    for (const batch of this.#inflight) {
+      entries += batch.entries;
+      bytes += batch.bytes;
+    }
+    return entries < this.o.inflightEntriesMax && bytes < this.o.inflightBytesMax;
   }
 
   #settleSkips(): void {
