@@ -58,3 +58,33 @@ test('a replicated partition creates its whole partitioned topic; a shape that d
   const error = await t.throwsAsync(log.ensureTopic(`${parent}-partition-5`, { partitionOf: { parent, partitions: 6 } }));
   t.regex(error?.message ?? '', /partition counts differ/);
 });
+
+test('producer dedupe across regions: a resend accepted elsewhere is stored once; older ids arriving late are not lost; marks survive restart', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'admq-repl-dedupe-'));
+  let node = await start({ dataDir, grpcPort: 0, adminPort: 0, region: 'shanghai' }, { log: () => {}, readPhysicalMs: () => NOW });
+  let log = createReplicationLog(node.broker);
+  const topic = 'persistent://public/default/failover';
+  await log.ensureTopic(topic, {});
+  const logOf = (): import('./storage/log-store.ts').TopicLog => node.broker.topic(topic).log;
+  const local = async (ids: number[]): Promise<boolean[]> =>
+    (await node.broker.store.append(logOf(), ids.map((id) => ({ producerName: 'mover', sequenceId: id, payload: Buffer.from(`sh${id}`), properties: {}, eventTimeMs: 0, key: undefined })))).map((r) => r.duplicate);
+  // Beijing accepted 0..9 from "mover"; then mover failed over here and resent 5..14.
+  t.deepEqual(await log.appendReplicated(topic, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((p) => remote(p, { producerName: 'mover', sequenceId: p }))), { appended: 10, duplicates: 0 });
+  t.deepEqual(await local([5, 6, 7, 8, 9, 10, 11, 12, 13, 14]), [true, true, true, true, true, false, false, false, false, false]);
+  // Mover then sent 20..24 in beijing, while beijing still held 15..19 back (a partition):
+  // they arrive out of id order, and none of them is a duplicate.
+  t.deepEqual(await log.appendReplicated(topic, [10, 11, 12, 13, 14].map((p) => remote(p, { producerName: 'mover', sequenceId: p + 10 }))), { appended: 5, duplicates: 0 });
+  t.deepEqual(await log.appendReplicated(topic, [15, 16, 17].map((p) => remote(p, { producerName: 'mover', sequenceId: p }))), { appended: 3, duplicates: 0 }, 'ids 15..17 are older than 24 but new here');
+  // Beijing's own copies of 10..14 (it stored them too before learning of ours): skipped, but
+  // its origin mark still advances, so its sender does not ship them again.
+  t.deepEqual(await log.appendReplicated(topic, [18, 19].map((p) => remote(p, { producerName: 'mover', sequenceId: p - 8 }))), { appended: 0, duplicates: 2 });
+  t.is(log.originMarks(topic).get('beijing'), 19);
+  const ids = log.read(topic, 0, 100).map((e) => e.sequenceId);
+  t.deepEqual([...ids].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 20, 21, 22, 23, 24], 'each id once');
+  await node.close();
+  node = await start({ dataDir, grpcPort: 0, adminPort: 0, region: 'shanghai' }, { log: () => {}, readPhysicalMs: () => NOW });
+  log = createReplicationLog(node.broker);
+  t.deepEqual(await local([16, 18, 25]), [true, false, false], 'after a restart: 16 is known, 18 was never stored, 25 is new');
+  t.is(node.broker.topic(topic).lastSequenceId('mover'), 25);
+  await node.close();
+});

@@ -59,6 +59,16 @@ export function createReplicationLog(broker: Broker): ReplicationLog {
       for (const [origin, mark] of logOf(topic).origins) out.set(origin, BigInt(mark.hlc));
       return out;
     },
+    subscriptionFrontiers: (topic) =>
+      [...broker.topic(parseTopicName(topic)).subscriptions.values()].map((sub) => ({ name: sub.name, origins: sub.frontier() })),
+    applySubscriptionFrontiers: (topic, frontiers) => {
+      const t = broker.topic(parseTopicName(topic));
+      for (const f of frontiers) {
+        // A subscription replicated from another region starts at the beginning: what that
+        // region acked is skipped, everything else is still to be delivered here.
+        t.subscription(f.name, 'exclusive', 'earliest', true).applyRemoteFrontier(f.origins);
+      }
+    },
     loadCursor: (topic, remote) => store.loadReplicationCursor(logOf(topic).id, remote),
     saveCursor: (topic, remote, offset) => store.saveReplicationCursor(logOf(topic).id, remote, offset),
   };

@@ -25,6 +25,21 @@ export interface AppendOutcome {
   duplicates: number;
 }
 
+/**
+ * A subscription's acked frontier for one origin region, in origin positions: every entry
+ * at or below `through` is acked (-1: none), and so is every position in `acked`.
+ */
+export interface OriginFrontier {
+  through: number;
+  acked: Array<[number, number]>;
+}
+
+/** Replicated subscriptions: one subscription's acked frontier per origin region. */
+export interface SubscriptionFrontier {
+  name: string;
+  origins: Record<string, OriginFrontier>;
+}
+
 /** How a topic is laid out: a partition names its partitioned parent. */
 export interface TopicShape {
   partitionOf?: { parent: string; partitions: number };
@@ -56,6 +71,10 @@ export interface ReplicationLog {
   originMarks(topic: string): Map<string, number>;
   /** HLC of the highest stored entry per origin region. */
   watermarks(topic: string): Map<string, bigint>;
+  /** Sender side: the acked frontiers of the topic's subscriptions in this region. */
+  subscriptionFrontiers(topic: string): SubscriptionFrontier[];
+  /** Receiver side: entries inside these frontiers count as acked here (subscriptions created as needed). */
+  applySubscriptionFrontiers(topic: string, frontiers: SubscriptionFrontier[]): void;
   /** The sender's durable cursor towards `remote` (0 when none). */
   loadCursor(topic: string, remote: string): number;
   saveCursor(topic: string, remote: string, offset: number): void;

@@ -7,7 +7,7 @@ import * as hdr from 'hdr-histogram-js';
 import { ClockSkewError } from '../conflict/index.ts';
 import { ReplicationErrorCode } from './errors.ts';
 import type { ReplicationLog } from './log.ts';
-import { fromWire, type WireEntry } from './wire.ts';
+import { fromWire, frontiersFromWire, type WireEntry, type WireSubscriptionFrontier } from './wire.ts';
 
 export interface ReceiverOptions {
   log: ReplicationLog;
@@ -63,7 +63,7 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
         call.end();
       }
     });
-    call.on('data', (request: { request?: string; hello?: { fromRegion: string; topic: string; parentTopic?: string; parentPartitions?: number }; batch?: { batchId: string; entries: WireEntry[] } }) => {
+    call.on('data', (request: { request?: string; hello?: { fromRegion: string; topic: string; parentTopic?: string; parentPartitions?: number }; batch?: { batchId: string; entries: WireEntry[] }; subscriptions?: { subscriptions?: WireSubscriptionFrontier[] } }) => {
       if (ended) return;
       if (!topic) {
         const hello = request.hello;
@@ -91,6 +91,20 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
           },
           (error: Error & { code?: string }) => refuse(error.code ?? ReplicationErrorCode.BadRequest, error.message),
         );
+        return;
+      }
+      if (request.request === 'subscriptions') {
+        const frontiers = frontiersFromWire(request.subscriptions?.subscriptions);
+        const name = topic;
+        // After the batches received before it: a frontier may name entries they carry.
+        chain = chain.then(() => {
+          if (ended) return;
+          try {
+            o.log.applySubscriptionFrontiers(name, frontiers);
+          } catch (error) {
+            o.logLine(`[${name}][${from} --> ${o.log.region}] subscription sync failed: ${(error as Error).message}`);
+          }
+        });
         return;
       }
       if (request.request !== 'batch' || !request.batch) return;

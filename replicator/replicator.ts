@@ -26,6 +26,8 @@ export interface ReplicatorConfig {
   inflightBatchesMax?: number;
   inflightEntriesMax?: number;
   inflightBytesMax?: number;
+  /** Replicated subscriptions: how often acked frontiers go to the other regions, in ms. Default 1,000. */
+  subscriptionSyncIntervalMs?: number;
 }
 
 export interface ReplicatorDeps {
@@ -124,6 +126,7 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
           inflightBatchesMax: config.inflightBatchesMax ?? 64,
           inflightEntriesMax: config.inflightEntriesMax ?? 20_000,
           inflightBytesMax: config.inflightBytesMax ?? 16 * 1024 * 1024,
+          subscriptionSyncIntervalMs: config.subscriptionSyncIntervalMs ?? 1000,
         });
         links.set(key, link);
         link.start();

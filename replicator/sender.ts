@@ -9,7 +9,7 @@ import type * as grpc from '@grpc/grpc-js';
 import * as hdr from 'hdr-histogram-js';
 import { backoffMs, replicationDelayMs, selectEntries, type LinkState } from './decisions.ts';
 import type { LogEntry, ReplicationLog } from './log.ts';
-import { toWire } from './wire.ts';
+import { frontiersToWire, toWire } from './wire.ts';
 
 export interface LinkOptions {
   topic: string;
@@ -27,6 +27,8 @@ export interface LinkOptions {
   inflightBatchesMax: number;
   inflightEntriesMax: number;
   inflightBytesMax: number;
+  /** How often the acked frontiers of the topic's subscriptions are sent (when changed), in ms. */
+  subscriptionSyncIntervalMs: number;
   /** Consecutive failures after which a clock-skew alert is raised (metric). */
 }
 
@@ -81,6 +83,9 @@ export class LinkSender {
   #lastError: string | undefined;
   #watermarks = new Map<string, string>();
   #pumping = false;
+  #syncTimer: NodeJS.Timeout | undefined;
+  /** The frontiers last sent on this stream, to send only changes. */
+  #lastSync = '';
 
   constructor(private readonly o: LinkOptions) {
     this.#ackedOffset = o.log.loadCursor(o.topic, o.remote);
@@ -104,6 +109,8 @@ export class LinkSender {
   start(): void {
     if (this.state !== 'starting') return;
     this.#connect();
+    this.#syncTimer = setInterval(() => this.#syncSubscriptions(), this.o.subscriptionSyncIntervalMs);
+    this.#syncTimer.unref();
   }
 
   #connect(): void {
@@ -123,7 +130,9 @@ export class LinkSender {
           this.o.logLine(`${this.#tag()} connected; resuming from local offset ${this.#ackedOffset}, remote marks ${JSON.stringify(Object.fromEntries(this.#marks))}`);
           this.#sentOffset = this.#ackedOffset;
           this.#inflight = [];
+          this.#lastSync = '';
           this.#pump();
+          this.#syncSubscriptions();
           return;
         case 'ack':
           this.#onAck(Number(response.ack?.batchId), response.ack?.duplicates ?? 0, response.ack?.watermarks ?? {});
@@ -203,6 +212,16 @@ export class LinkSender {
     } finally {
       this.#pumping = false;
     }
+  }
+
+  /** Replicated subscriptions: sends the topic's acked frontiers if they changed since the last time. */
+  #syncSubscriptions(): void {
+    if (this.state !== 'connected' || !this.#stream) return;
+    const frontiers = this.o.log.subscriptionFrontiers(this.o.topic);
+    const text = JSON.stringify(frontiers);
+    if (frontiers.length === 0 || text === this.#lastSync) return;
+    this.#lastSync = text;
+    this.#stream.write({ subscriptions: { subscriptions: frontiersToWire(frontiers) } });
   }
 
   /** Whether another batch may go out: batches, entries and bytes in flight all under their bounds. */
@@ -292,6 +311,7 @@ export class LinkSender {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#syncTimer) clearInterval(this.#syncTimer);
     this.#unsubscribe();
     const stream = this.#stream;
     this.#stream = undefined;

@@ -14,6 +14,7 @@
 //              key's consumer only while no other consumer holds an unacked entry of the
 //              same key: when a key moves (a consumer joins or leaves), the new owner
 //              waits for the old owner's acks, and per-key order holds.
+import { SequenceSet } from '../../conflict/index.ts';
 import { ErrorCode, type SubscriptionTypeName } from '../../proto/index.ts';
 import { AdmqError, toAdmqError } from '../errors.ts';
 import type { Entry } from '../storage/entry-codec.ts';
@@ -59,7 +60,18 @@ export interface PersistedCursor {
   ackedBelow: number;
   individualAcks: Array<[number, number]>;
   createdAtMs: number;
+  /** Replicated subscriptions: what other regions acked, per origin (see applyRemoteFrontier). */
+  remoteAcked?: Record<string, RemoteFrontier>;
 }
+
+/** An acked frontier in origin positions: everything at or below `through` (-1: none), and `acked`. */
+export interface RemoteFrontier {
+  through: number;
+  acked: Array<[number, number]>;
+}
+
+/** Entries scanned per frontier() or applyRemoteFrontier() call, so that a long log is worked through in steps. */
+const FRONTIER_SCAN_MAX = 50_000;
 
 interface ConsumerState {
   readonly sink: ConsumerSink;
@@ -120,6 +132,11 @@ export class Subscription {
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly createdAtMs: number;
+  /** Replicated subscriptions: positions acked in other regions, per origin. */
+  readonly #remoteAcked = new Map<string, { through: number; acked: SequenceSet }>();
+  /** This region's contiguous acked frontier per origin, scanned up to `#scannedBelow`. */
+  readonly #originThrough = new Map<string, number>();
+  #scannedBelow: number;
   msgOutCounter = 0;
   bytesOutCounter = 0;
 
@@ -136,6 +153,10 @@ export class Subscription {
     }
     this.readPosition = this.ackedBelow;
     this.createdAtMs = cursor.createdAtMs;
+    this.#scannedBelow = log.firstOffset;
+    for (const [origin, f] of Object.entries(cursor.remoteAcked ?? {})) {
+      this.#remoteAcked.set(origin, { through: f.through, acked: SequenceSet.fromJSON(f.acked) });
+    }
   }
 
   get consumerCount(): number {
@@ -288,7 +309,83 @@ export class Subscription {
       if (last && last[1] + 1 === o) last[1] = o;
       else ranges.push([o, o]);
     }
-    return { type: this.type, ackedBelow: this.ackedBelow, individualAcks: ranges, createdAtMs: this.createdAtMs };
+    const cursor: PersistedCursor = { type: this.type, ackedBelow: this.ackedBelow, individualAcks: ranges, createdAtMs: this.createdAtMs };
+    if (this.#remoteAcked.size > 0) {
+      cursor.remoteAcked = Object.fromEntries([...this.#remoteAcked].map(([origin, f]) => [origin, { through: f.through, acked: f.acked.toJSON() }]));
+    }
+    return cursor;
+  }
+
+  /**
+   * Replicated subscriptions (sender side): this subscription's acked frontier per origin
+   * region, in origin positions, which are the same in every region. The contiguous part
+   * comes from the entries below `ackedBelow` (scanned incrementally: each origin's entries
+   * are in origin order in every log), the rest from the individually acked entries.
+   */
+  frontier(): Record<string, RemoteFrontier> {
+    let budget = FRONTIER_SCAN_MAX;
+    if (this.#scannedBelow < this.log.firstOffset) this.#scannedBelow = this.log.firstOffset;
+    while (this.#scannedBelow < this.ackedBelow && budget > 0) {
+      const entries = this.deps.store.read(this.log, this.#scannedBelow, Math.min(1000, this.ackedBelow - this.#scannedBelow, budget));
+      if (entries.length === 0) break;
+      for (const e of entries) {
+        if (e.offset >= this.ackedBelow) break;
+        this.#originThrough.set(e.originRegion, Math.max(this.#originThrough.get(e.originRegion) ?? -1, e.originPosition));
+        this.#scannedBelow = e.offset + 1;
+        budget--;
+      }
+    }
+    const acked = new Map<string, SequenceSet>();
+    if (this.#scannedBelow >= this.ackedBelow) {
+      for (const offset of [...this.individualAcks].sort((a, b) => a - b).slice(0, FRONTIER_SCAN_MAX)) {
+        const [e] = this.deps.store.read(this.log, offset, 1);
+        if (!e || e.offset !== offset) continue;
+        acked.set(e.originRegion, (acked.get(e.originRegion) ?? SequenceSet.empty()).add(e.originPosition));
+      }
+    }
+    const out: Record<string, RemoteFrontier> = {};
+    for (const origin of new Set([...this.#originThrough.keys(), ...acked.keys()])) {
+      out[origin] = { through: this.#originThrough.get(origin) ?? -1, acked: acked.get(origin)?.toJSON() ?? [] };
+    }
+    return out;
+  }
+
+  /** Whether another region acked this entry (replicated subscriptions). */
+  #ackedElsewhere(entry: Entry): boolean {
+    const f = this.#remoteAcked.get(entry.originRegion);
+    return f !== undefined && (entry.originPosition <= f.through || f.acked.has(entry.originPosition));
+  }
+
+  /**
+   * Replicated subscriptions (receiver side): entries another region acked count as acked
+   * here. The durable entries (up to FRONTIER_SCAN_MAX past the cursor) are acked now, so
+   * that the backlog is true; later ones are skipped when dispatch reaches them (they may
+   * not even have arrived yet).
+   */
+  applyRemoteFrontier(origins: Record<string, RemoteFrontier>): void {
+    let changed = false;
+    for (const [origin, f] of Object.entries(origins)) {
+      const current = this.#remoteAcked.get(origin) ?? { through: -1, acked: SequenceSet.empty() };
+      const through = Math.max(current.through, f.through);
+      const acked = current.acked.union(SequenceSet.fromJSON(f.acked));
+      if (through !== current.through || acked.size !== current.acked.size) changed = true;
+      this.#remoteAcked.set(origin, { through, acked });
+    }
+    if (!changed) return;
+    const covered: number[] = [];
+    let at = this.ackedBelow;
+    const end = Math.min(this.log.durableNextOffset, this.ackedBelow + FRONTIER_SCAN_MAX);
+    while (at < end) {
+      const entries = this.deps.store.read(this.log, at, Math.min(1000, end - at));
+      if (entries.length === 0) break;
+      for (const e of entries) {
+        if (e.offset >= end) break;
+        if (!this.individualAcks.has(e.offset) && this.#ackedElsewhere(e)) covered.push(e.offset);
+        at = e.offset + 1;
+      }
+    }
+    if (covered.length > 0) this.ack(covered, false);
+    else this.persist();
   }
 
   close(): void {
@@ -440,6 +537,8 @@ export class Subscription {
     const rr = { next: this.msgOutCounter % Math.max(1, candidates.length) };
     const now = this.deps.nowMs();
     let handed = 0;
+    /** Entries another region acked: acked here instead of delivered (replicated subscriptions). */
+    const remotelyAcked: number[] = [];
 
     // key_shared: which consumer holds unacked entries of each key (null: more than one).
     const holders = this.type === 'key_shared' ? this.#keyHolders() : undefined;
@@ -483,6 +582,11 @@ export class Subscription {
           this.replay.delete(o);
           continue;
         }
+        if (this.#remoteAcked.size > 0 && this.#ackedElsewhere(entry)) {
+          this.replay.delete(o);
+          remotelyAcked.push(o);
+          continue;
+        }
         const result = offer(entry, this.replay.get(o) ?? 0);
         if (result === 'sent') this.replay.delete(o);
         else if (result === 'stop') break;
@@ -503,6 +607,11 @@ export class Subscription {
           this.readPosition = entry.offset + 1;
           continue;
         }
+        if (this.#remoteAcked.size > 0 && this.#ackedElsewhere(entry)) {
+          remotelyAcked.push(entry.offset);
+          this.readPosition = entry.offset + 1;
+          continue;
+        }
         const result = offer(entry, 0);
         if (result === 'stop') {
           stopped = true;
@@ -518,6 +627,7 @@ export class Subscription {
       if (stopped) break;
     }
 
+    if (remotelyAcked.length > 0) this.ack(remotelyAcked, false);
     for (const [consumer, deliveries] of out) {
       for (const d of deliveries) this.bytesOutCounter += d.entry.payload.length;
       this.msgOutCounter += deliveries.length;

@@ -77,3 +77,31 @@ test('chunk keys sort by topic, then offset', (t) => {
   const sorted = [...keys].sort(Buffer.compare);
   t.deepEqual(sorted.map((k) => [k.readUInt32BE(0), chunkKeyOffset(k)]), [[1, 5], [1, 300], [1, 2 ** 40], [2, 0]]);
 });
+
+test('chunk codec: encoding into a reused scratch buffer gives the same bytes as a fresh one', (t) => {
+  fc.assert(
+    fc.property(fc.array(entryArb, { minLength: 1, maxLength: 8 }), fc.integer({ min: 0, max: 4096 }), (entries: Entry[], scratchBytes) => {
+      const scratch = Buffer.alloc(scratchBytes, 0xee);
+      const fresh = encodeChunk(entries);
+      const reused = encodeChunk(entries, scratch);
+      t.deepEqual(Buffer.from(reused), fresh);
+      // A scratch buffer that is large enough is used, not copied; a small one is left alone.
+      if (scratchBytes >= fresh.length) t.is(reused.buffer, scratch.buffer);
+      else t.true(scratch.every((b) => b === 0xee));
+      return true;
+    }),
+    { seed, numRuns: 200 },
+  );
+});
+
+test('chunk codec: values outside the stored ranges are refused, not wrapped', (t) => {
+  const base: Entry = {
+    offset: 1, originRegion: 'r', originPosition: 1, hlc: 1n, producerName: 'p', sequenceId: 1,
+    publishTimeMs: 1, eventTimeMs: 0, key: undefined, properties: {}, payload: Buffer.alloc(1),
+  };
+  t.throws(() => encodeChunk([{ ...base, hlc: 2n ** 64n }]), { instanceOf: RangeError });
+  t.throws(() => encodeChunk([{ ...base, hlc: -1n }]), { instanceOf: RangeError });
+  t.throws(() => encodeChunk([{ ...base, eventTimeMs: -1 }]), { instanceOf: RangeError });
+  t.throws(() => encodeChunk([{ ...base, sequenceId: 2 ** 53 }]), { instanceOf: RangeError });
+  t.throws(() => encodeChunk([{ ...base, offset: 1.5 }]), { instanceOf: RangeError });
+});

@@ -7,14 +7,16 @@
 // appended entry, its producer dedupe mark and the HLC bound are written in the same
 // transaction, so a crash never keeps one without the other.
 //
-// A commit becomes visible before it is durable (lmdb's overlappingSync lets the next
-// transaction start while the previous one is being fsynced). Nothing is acknowledged to
-// a producer, and nothing is delivered to a consumer, until its commit is flushed: each
-// topic log tracks `durableNextOffset` separately from `nextOffset`.
+// A commit becomes visible before it is durable: with overlappingSync LMDB releases the
+// writer lock before it fsyncs. (lmdb-js still resolves a transaction's promise only once
+// mdb_txn_commit has returned, sync included, so one group commit follows another; the
+// store waits for `flushed` all the same rather than lean on that detail.) Nothing is
+// acknowledged to a producer, and nothing is delivered to a consumer, until its commit is
+// flushed: each topic log tracks `durableNextOffset` separately from `nextOffset`.
 import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { ClockSkewError, HybridLogicalClock, hlcWallMs, type HlcTimestamp } from '../../conflict/index.ts';
+import { ClockSkewError, HybridLogicalClock, SequenceSet, hlcWallMs, type HlcTimestamp } from '../../conflict/index.ts';
 import { ErrorCode } from '../../proto/index.ts';
 import { AdmqError, InvariantViolation, StorageError, assert } from '../errors.ts';
 import { chunkKey, chunkKeyOffset, topicKeyPrefix, decodeChunk, encodeChunk, entryEncodedBytes, type Entry } from './entry-codec.ts';
@@ -52,9 +54,64 @@ export interface AppendResult {
   hlc: bigint;
 }
 
+/**
+ * A producer's dedupe state in one topic log: its highest sequence id, where that entry
+ * is, and every sequence id of it the log holds, whichever region accepted it. The last
+ * is what makes dedupe work across regions: a producer that fails over from A to B
+ * resends to B what A had stored, and A's copies arrive later by replication; each
+ * region keeps the first copy it stores and skips the other. A high-water mark alone
+ * would wrongly skip A's older entries that arrive after B stored newer ones.
+ */
 export interface ProducerMark {
   sequenceId: number;
   offset: number;
+  seen: SequenceSet;
+  /** The highest sequence id this region accepted from the producer itself (-1: none). */
+  localSequenceId: number;
+}
+
+/** How a ProducerMark is stored (`seen` as ranges; absent in marks written before it existed). */
+interface StoredProducerMark {
+  sequenceId: number;
+  offset: number;
+  seen?: Array<[number, number]>;
+  localSequenceId?: number;
+}
+
+function loadProducerMark(stored: StoredProducerMark): ProducerMark {
+  // A mark from before `seen` existed meant "every id up to sequenceId"; keep that meaning.
+  const seen = stored.seen ? SequenceSet.fromJSON(stored.seen) : stored.sequenceId >= 0 ? SequenceSet.fromJSON([[0, stored.sequenceId]]) : SequenceSet.empty();
+  return { sequenceId: stored.sequenceId, offset: stored.offset, seen, localSequenceId: stored.localSequenceId ?? stored.sequenceId };
+}
+
+function storeProducerMark(mark: ProducerMark): StoredProducerMark {
+  return { sequenceId: mark.sequenceId, offset: mark.offset, seen: mark.seen.toJSON(), localSequenceId: mark.localSequenceId };
+}
+
+/**
+ * Whether a producer's sequence id is already in the log. Ids below the lowest kept range
+ * are NOT taken as seen: they may be older entries of the producer that another region
+ * accepted and that arrive only now (a failover). Once the bound on ranges has dropped the
+ * oldest ones, a very old resend may be stored twice; that is a duplicate, never a loss.
+ */
+function alreadySeen(mark: ProducerMark | undefined, sequenceId: number): boolean {
+  return mark !== undefined && mark.seen.has(sequenceId);
+}
+
+/**
+ * A send from the producer itself is also a duplicate at or below the highest id this
+ * region accepted from it (Pulsar's rule): a producer sends in order, so that holds even
+ * for producers whose ids are sparse (say, timestamps) and outgrow the bounded ranges.
+ */
+function alreadySeenLocally(mark: ProducerMark | undefined, sequenceId: number): boolean {
+  return mark !== undefined && (sequenceId <= mark.localSequenceId || mark.seen.has(sequenceId));
+}
+
+function markWith(mark: ProducerMark | undefined, sequenceId: number, offset: number, local: boolean): ProducerMark {
+  const seen = (mark?.seen ?? SequenceSet.empty()).add(sequenceId);
+  const localSequenceId = local ? Math.max(mark?.localSequenceId ?? -1, sequenceId) : (mark?.localSequenceId ?? -1);
+  if (mark && mark.sequenceId > sequenceId) return { sequenceId: mark.sequenceId, offset: mark.offset, seen, localSequenceId };
+  return { sequenceId, offset, seen, localSequenceId };
 }
 
 /** In-memory state of one topic's log. */
@@ -128,6 +185,8 @@ interface Staged {
 }
 
 const CHUNK_CACHE_MAX = 64;
+/** Room beyond chunkBytesMax in the chunk scratch buffer, for the entry that crosses the bound. */
+const CHUNK_SCRATCH_SLACK_BYTES = 64 * 1024;
 /** Below this much free space a failed commit is reported as a full disk. */
 const FREE_BYTES_MIN = 16 * 1024 * 1024;
 
@@ -149,6 +208,8 @@ export class LogStore {
   #cursorTimer: NodeJS.Timeout | undefined;
   readonly logs = new Map<number, TopicLog>();
   commits = 0;
+  /** Where chunks are encoded before LMDB copies them; allocated on first use. */
+  #chunkScratch: Buffer | undefined;
 
   private constructor(options: Required<LogStoreOptions>) {
     this.#options = options;
@@ -277,8 +338,8 @@ export class LogStore {
     if (log.nextOffset === 0) log.firstOffset = (this.#meta.get(['logStart', id]) as number | undefined) ?? 0;
     if (log.nextOffset === 0) log.nextOffset = log.firstOffset;
     log.durableNextOffset = log.nextOffset;
-    for (const { key, value } of this.metaRange<ProducerMark>(['producer', id])) {
-      log.producers.set(String(key[2]), value);
+    for (const { key, value } of this.metaRange<StoredProducerMark>(['producer', id])) {
+      log.producers.set(String(key[2]), loadProducerMark(value));
     }
     for (const { key, value } of this.metaRange<OriginMark>(['origin', id])) {
       log.origins.set(String(key[2]), value);
@@ -377,7 +438,14 @@ export class LogStore {
       s.log.bytesAppended += s.bytes;
       s.log.entriesAppended += s.entries;
     }
-    const flushed = this.#env.flushed;
+    // lmdb's `flushed` is a thenable that reads the newest pending flush when it is
+    // awaited; take its promise now, so that this commit waits for its own flush and not
+    // for one of a later commit that started in the meantime.
+    const flushed = new Promise<void>((resolve, reject) => {
+      this.#env.flushed.then(() => resolve(), reject);
+    });
+    // Handled in the flush chain below, which may reach it only after earlier flushes.
+    flushed.catch(() => {});
     this.#committing = false;
     this.#kick();
     // Flushes complete in commit order; chaining keeps acknowledgements in that order too.
@@ -414,8 +482,8 @@ export class LogStore {
       const entries = pending.get(log) as Entry[];
       for (const m of request.messages) {
         const mark = m.producerName ? (s.producers.get(m.producerName) ?? log.producers.get(m.producerName)) : undefined;
-        if (mark && m.sequenceId <= mark.sequenceId) {
-          out.push({ sequenceId: m.sequenceId, offset: m.sequenceId === mark.sequenceId ? mark.offset : -1, duplicate: true, hlc: 0n });
+        if (alreadySeenLocally(mark, m.sequenceId)) {
+          out.push({ sequenceId: m.sequenceId, offset: m.sequenceId === mark?.sequenceId ? mark.offset : -1, duplicate: true, hlc: 0n });
           continue;
         }
         const hlc: HlcTimestamp = this.clock.now();
@@ -437,7 +505,7 @@ export class LogStore {
         };
         s.lastPublishTimeMs = publishTimeMs;
         entries.push(entry);
-        if (m.producerName) s.producers.set(m.producerName, { sequenceId: m.sequenceId, offset });
+        if (m.producerName) s.producers.set(m.producerName, markWith(mark, m.sequenceId, offset, true));
         out.push({ sequenceId: m.sequenceId, offset, duplicate: false, hlc });
       }
       for (const r of request.replicated ?? []) {
@@ -449,10 +517,20 @@ export class LogStore {
         }
         // The skew was checked when the batch was queued; here the clock only merges.
         this.clock.advanceTo(r.hlc);
+        // Past this point the origin mark advances whatever happens to the entry, so that
+        // the sender's resume from our marks never ships it again.
+        s.origins.set(r.originRegion, { position: r.originPosition, hlc: r.hlc.toString() });
+        // Producer dedupe across regions: the same (producer, sequence id) accepted by
+        // another region first (a producer that failed over and resent) is stored once.
+        const producerMark = r.producerName ? (s.producers.get(r.producerName) ?? log.producers.get(r.producerName)) : undefined;
+        if (r.producerName && alreadySeen(producerMark, r.sequenceId)) {
+          out.push({ sequenceId: r.sequenceId, offset: -1, duplicate: true, hlc: r.hlc });
+          continue;
+        }
         const offset = s.nextOffset++;
         // Origin fields never change as an entry travels; only the local offset is ours.
         entries.push({ ...r, offset });
-        s.origins.set(r.originRegion, { position: r.originPosition, hlc: r.hlc.toString() });
+        if (r.producerName) s.producers.set(r.producerName, markWith(producerMark, r.sequenceId, offset, false));
         out.push({ sequenceId: r.sequenceId, offset, duplicate: false, hlc: r.hlc });
       }
       results.set(request, out);
@@ -464,7 +542,9 @@ export class LogStore {
       const flush = (): void => {
         if (chunk.length === 0) return;
         const first = chunk[0] as Entry;
-        this.#chunks.putSync(chunkKey(log.id, first.offset), encodeChunk(chunk));
+        // LMDB copies the value inside putSync, so one scratch buffer serves every chunk.
+        this.#chunkScratch ??= Buffer.allocUnsafe(this.#options.chunkBytesMax + CHUNK_SCRATCH_SLACK_BYTES);
+        this.#chunks.putSync(chunkKey(log.id, first.offset), encodeChunk(chunk, this.#chunkScratch));
         s.chunks.push({ base: first.offset, entries: chunk });
         chunk = [];
         chunkBytes = 0;
@@ -478,7 +558,7 @@ export class LogStore {
         s.entries++;
       }
       flush();
-      for (const [name, mark] of s.producers) this.#meta.putSync(['producer', log.id, name], mark);
+      for (const [name, mark] of s.producers) this.#meta.putSync(['producer', log.id, name], storeProducerMark(mark));
       for (const [origin, mark] of s.origins) this.#meta.putSync(['origin', log.id, origin], mark);
     }
     this.#meta.putSync(['hlc'], this.clock.last.toString());
