@@ -40,8 +40,12 @@ export class Cluster {
   readonly #options: ClusterOptions;
   #skew: Record<string, number>;
 
-  private constructor(options: ClusterOptions, dir: string, topologyPath: string) {
+  /** The topology as written to `topologyPath`; rewritten when a region has to move to new ports. */
+  readonly #topology: { regions: Record<string, { grpc: string; admin: string; replication: string }> };
+
+  private constructor(options: ClusterOptions, dir: string, topologyPath: string, topology: { regions: Record<string, { grpc: string; admin: string; replication: string }> }) {
     this.#options = options;
+    this.#topology = topology;
     this.dir = dir;
     this.topologyPath = topologyPath;
     this.#skew = { ...(options.clockSkewMs ?? {}) };
@@ -77,7 +81,7 @@ export class Cluster {
     };
     const topologyPath = join(dir, 'topology.json');
     writeFileSync(topologyPath, JSON.stringify(topology, null, 2));
-    const cluster = new Cluster(options, dir, topologyPath);
+    const cluster = new Cluster(options, dir, topologyPath, topology);
     for (const [key, proxy] of proxies) cluster.proxies.set(key, proxy);
     for (const r of options.regions) {
       const p = ports.get(r) as { grpc: number; admin: number; replication: number };
@@ -97,8 +101,28 @@ export class Cluster {
     const r = this.#region(name);
     const skew = this.#skew[name] ?? 0;
     const env: Record<string, string> = skew !== 0 ? { ADMQ_CLOCK_SKEW_MS: String(skew) } : {};
-    r.process = await startNodeProcess(['--topology', this.topologyPath, '--region', name], 60_000, env);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        r.process = await startNodeProcess(['--topology', this.topologyPath, '--region', name], 60_000, env);
+        break;
+      } catch (error) {
+        // Ports are picked free before the nodes start, so another process may take one in
+        // between. On a first start (no client bound to the old port yet) move to new ports.
+        if (!/EADDRINUSE/.test((error as Error).message) || attempt >= 3 || r.client) throw error;
+        await this.#movePorts(name);
+      }
+    }
     r.process.child.stdout?.on('data', (c: Buffer) => this.#options.log?.(`[${name}] ${c.toString().trimEnd()}`));
+  }
+
+  async #movePorts(name: string): Promise<void> {
+    const r = this.#region(name);
+    r.grpcPort = await freePort();
+    r.adminPort = await freePort();
+    r.replicationPort = await freePort();
+    this.#topology.regions[name] = { ...this.#topology.regions[name], grpc: `127.0.0.1:${r.grpcPort}`, admin: `127.0.0.1:${r.adminPort}`, replication: `127.0.0.1:${r.replicationPort}` };
+    writeFileSync(this.topologyPath, JSON.stringify(this.#topology, null, 2));
+    for (const [key, proxy] of this.proxies) if (key.endsWith(`->${name}`)) proxy.retarget(r.replicationPort);
   }
 
   /** SIGKILL: no shutdown, no flush beyond what the node already made durable. */
@@ -225,7 +249,7 @@ export class Cluster {
     );
   }
 
-  async replicationStatus(name: string): Promise<{ links: Array<Record<string, unknown>>; receiver: Record<string, number> }> {
+  async replicationStatus(name: string): Promise<{ links: Array<Record<string, unknown>>; receiver: Record<string, number>; watermarks: Record<string, Record<string, string>> }> {
     return this.admin(name).call('GET', '/replication/status');
   }
 

@@ -119,7 +119,7 @@ export class FaultProxy {
   readonly #server: Server;
   readonly #link: Link;
   readonly #targetHost: string;
-  readonly #targetPort: number;
+  #targetPort: number;
   #closing: Promise<void> | undefined;
 
   private constructor(server: Server, port: number, options: FaultProxyOptions) {
@@ -130,6 +130,12 @@ export class FaultProxy {
     this.#targetHost = options.targetHost;
     this.#targetPort = options.targetPort;
     this.#link = new Link(options.random ?? seededRandom(DEFAULT_SEED), options.queueBytesMax ?? QUEUE_BYTES_MAX_DEFAULT);
+  }
+
+  /** Points new connections at another port of the target host (a restarted target on a new port). */
+  retarget(port: number): void {
+    if (!isPort(port) || port === 0) throw new FaultProxyError(`[fault-proxy ${this.name}] retarget: port must be an integer in 1..65535, got ${port}`);
+    this.#targetPort = port;
   }
 
   /** Listens, and resolves once the port is bound. */

@@ -165,3 +165,27 @@ test.serial('topics: a partitioned topic created in one region is partitioned in
     'the 30 messages in shanghai',
   );
 });
+
+test.serial('watermarks: idle links send heartbeats, so every region’s HLC watermark for every origin passes the last write', async (t) => {
+  const cluster = await Cluster.start({ regions: ['shanghai', 'beijing', 'shenzhen'], transport: 'insecure' });
+  t.teardown(() => cluster.stop());
+  const topic = 'persistent://public/default/idle';
+  await cluster.createTopic('shanghai', topic);
+  const producer = await cluster.client('shanghai').createProducer({ topic, producerName: 'once' });
+  const id = await producer.send({ payload: 'the only write' });
+  // No more writes anywhere: only heartbeats can move the watermarks past the write's HLC.
+  for (const region of ['beijing', 'shenzhen']) {
+    await waitFor(
+      async () => {
+        const marks = (await cluster.replicationStatus(region)).watermarks as Record<string, Record<string, string>>;
+        const known = marks[topic] ?? {};
+        return ['shanghai', 'beijing', 'shenzhen'].every((origin) => BigInt(known[origin] ?? '0') > id.hlc);
+      },
+      15_000,
+      `${region}'s watermarks for every origin past the write`,
+    );
+  }
+  const marks = (await cluster.replicationStatus('shenzhen')).watermarks as Record<string, Record<string, string>>;
+  t.true(BigInt(marks[topic]?.shanghai ?? '0') > id.hlc);
+  t.true(BigInt(marks[topic]?.beijing ?? '0') > id.hlc, 'beijing never wrote, yet its watermark advances through heartbeats');
+});

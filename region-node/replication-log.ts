@@ -55,9 +55,19 @@ export function createReplicationLog(broker: Broker): ReplicationLog {
     },
     originMarks: (topic) => store.originMarks(logOf(topic)),
     watermarks: (topic) => {
+      const log = logOf(topic);
       const out = new Map<string, bigint>();
-      for (const [origin, mark] of logOf(topic).origins) out.set(origin, BigInt(mark.hlc));
+      for (const [origin, mark] of log.origins) out.set(origin, BigInt(mark.hlc));
+      for (const [origin, hlc] of log.heartbeatWatermarks) if (hlc > (out.get(origin) ?? -1n)) out.set(origin, hlc);
+      out.set(store.region, store.localWatermark());
       return out;
+    },
+    noteWatermarks: (topic, watermarks) => {
+      const log = logOf(topic);
+      for (const [origin, hlc] of watermarks) {
+        if (origin === store.region) continue;
+        if (hlc > (log.heartbeatWatermarks.get(origin) ?? -1n)) log.heartbeatWatermarks.set(origin, hlc);
+      }
     },
     subscriptionFrontiers: (topic) =>
       [...broker.topic(parseTopicName(topic)).subscriptions.values()].map((sub) => ({ name: sub.name, origins: sub.frontier() })),

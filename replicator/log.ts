@@ -69,8 +69,14 @@ export interface ReplicationLog {
   appendReplicated(topic: string, entries: ReplicatedEntry[]): Promise<AppendOutcome>;
   /** Highest stored origin position per origin region. */
   originMarks(topic: string): Map<string, number>;
-  /** HLC of the highest stored entry per origin region. */
+  /**
+   * HLC watermarks per origin region: every entry of that origin with an HLC at or below
+   * it is durable in this region's log of the topic. This region's own is its local
+   * watermark; others come from the entries received and from heartbeats.
+   */
   watermarks(topic: string): Map<string, bigint>;
+  /** Receiver side: watermarks a sender's heartbeat vouches for (kept if higher). */
+  noteWatermarks(topic: string, watermarks: Map<string, bigint>): void;
   /** Sender side: the acked frontiers of the topic's subscriptions in this region. */
   subscriptionFrontiers(topic: string): SubscriptionFrontier[];
   /** Receiver side: entries inside these frontiers count as acked here (subscriptions created as needed). */

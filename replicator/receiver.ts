@@ -63,7 +63,7 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
         call.end();
       }
     });
-    call.on('data', (request: { request?: string; hello?: { fromRegion: string; topic: string; parentTopic?: string; parentPartitions?: number }; batch?: { batchId: string; entries: WireEntry[] }; subscriptions?: { subscriptions?: WireSubscriptionFrontier[] } }) => {
+    call.on('data', (request: { request?: string; hello?: { fromRegion: string; topic: string; parentTopic?: string; parentPartitions?: number }; batch?: { batchId: string; entries: WireEntry[] }; subscriptions?: { subscriptions?: WireSubscriptionFrontier[] }; heartbeat?: { watermarks?: Record<string, string> } }) => {
       if (ended) return;
       if (!topic) {
         const hello = request.hello;
@@ -91,6 +91,22 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
           },
           (error: Error & { code?: string }) => refuse(error.code ?? ReplicationErrorCode.BadRequest, error.message),
         );
+        return;
+      }
+      if (request.request === 'heartbeat') {
+        const name = topic;
+        const watermarks = new Map<string, bigint>();
+        for (const [origin, hlc] of Object.entries(request.heartbeat?.watermarks ?? {})) {
+          try {
+            watermarks.set(origin, BigInt(hlc));
+          } catch {
+            // A malformed value vouches for nothing.
+          }
+        }
+        // After the batches before it: the watermarks cover what they carried.
+        chain = chain.then(() => {
+          if (!ended) o.log.noteWatermarks(name, watermarks);
+        });
         return;
       }
       if (request.request === 'subscriptions') {

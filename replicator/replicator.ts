@@ -28,6 +28,8 @@ export interface ReplicatorConfig {
   inflightBytesMax?: number;
   /** Replicated subscriptions: how often acked frontiers go to the other regions, in ms. Default 1,000. */
   subscriptionSyncIntervalMs?: number;
+  /** How often an idle link sends its watermarks, in ms. Default 200. */
+  heartbeatIntervalMs?: number;
 }
 
 export interface ReplicatorDeps {
@@ -45,7 +47,11 @@ export interface ReplicatorDeps {
 export interface ReplicatorHandle {
   /** The receiving service, to be added to the node's replication gRPC server. */
   readonly service: { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation };
-  status(): { region: string; links: LinkStatus[]; receiver: ReceiverStats };
+  /**
+   * Links, receiver counters, and per replicated topic this region's HLC watermarks by
+   * origin ("every write from that origin with HLC ≤ T is durable here").
+   */
+  status(): { region: string; links: LinkStatus[]; receiver: ReceiverStats; watermarks: Record<string, Record<string, string>> };
   /**
    * Starts the links of a newly created local topic (and its partitions) now rather than
    * at the next discovery, and waits, at most `timeoutMs`, until every neighbour in the
@@ -127,6 +133,7 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
           inflightEntriesMax: config.inflightEntriesMax ?? 20_000,
           inflightBytesMax: config.inflightBytesMax ?? 16 * 1024 * 1024,
           subscriptionSyncIntervalMs: config.subscriptionSyncIntervalMs ?? 1000,
+          heartbeatIntervalMs: config.heartbeatIntervalMs ?? 200,
         });
         links.set(key, link);
         link.start();
@@ -149,7 +156,14 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
   return {
     service: { definition: Replication.service, implementation: { Replicate: receiver.handler as grpc.UntypedHandleCall } },
     propagate,
-    status: () => ({ region, links: [...links.values()].map((l) => l.status()), receiver: receiver.stats() }),
+    status: () => ({
+      region,
+      links: [...links.values()].map((l) => l.status()),
+      receiver: receiver.stats(),
+      watermarks: Object.fromEntries(
+        [...new Set([...links.values()].map((l) => l.topic))].map((topic) => [topic, Object.fromEntries([...deps.log.watermarks(topic)].map(([o, h]) => [o, h.toString()]))]),
+      ),
+    }),
     close: async () => {
       if (closed) return;
       closed = true;

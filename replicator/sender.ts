@@ -29,6 +29,8 @@ export interface LinkOptions {
   inflightBytesMax: number;
   /** How often the acked frontiers of the topic's subscriptions are sent (when changed), in ms. */
   subscriptionSyncIntervalMs: number;
+  /** How often an idle link sends a heartbeat with its watermarks, in ms. */
+  heartbeatIntervalMs: number;
   /** Consecutive failures after which a clock-skew alert is raised (metric). */
 }
 
@@ -84,6 +86,7 @@ export class LinkSender {
   #watermarks = new Map<string, string>();
   #pumping = false;
   #syncTimer: NodeJS.Timeout | undefined;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
   /** The frontiers last sent on this stream, to send only changes. */
   #lastSync = '';
 
@@ -111,6 +114,8 @@ export class LinkSender {
     this.#connect();
     this.#syncTimer = setInterval(() => this.#syncSubscriptions(), this.o.subscriptionSyncIntervalMs);
     this.#syncTimer.unref();
+    this.#heartbeatTimer = setInterval(() => this.#heartbeat(), this.o.heartbeatIntervalMs);
+    this.#heartbeatTimer.unref();
   }
 
   #connect(): void {
@@ -224,6 +229,22 @@ export class LinkSender {
     this.#stream.write({ subscriptions: { subscriptions: frontiersToWire(frontiers) } });
   }
 
+  /**
+   * On an idle link, vouches for watermarks: this region's own, and those of the origins
+   * whose entries reach the remote over this link. They are read before the tail, so that
+   * every entry they cover is below the tail, and sent only if all of it is acknowledged.
+   */
+  #heartbeat(): void {
+    if (this.state !== 'connected' || !this.#stream || this.#inflight.length > 0) return;
+    const watermarks: Record<string, string> = {};
+    for (const [origin, hlc] of this.o.log.watermarks(this.o.topic)) {
+      if (this.o.routes(origin) && this.o.remoteMayHold) watermarks[origin] = hlc.toString();
+    }
+    if (this.#ackedOffset < this.o.log.tail(this.o.topic)) return;
+    this.#stream.write({ heartbeat: { senderHlc: watermarks[this.o.local] ?? '0', watermarks } });
+    for (const [origin, hlc] of Object.entries(watermarks)) this.#watermarks.set(origin, hlc);
+  }
+
   /** Whether another batch may go out: batches, entries and bytes in flight all under their bounds. */
   #windowOpen(): boolean {
     if (this.#inflight.length >= this.o.inflightBatchesMax) return false;
@@ -312,6 +333,7 @@ export class LinkSender {
     this.state = 'stopped';
     if (this.#timer) clearTimeout(this.#timer);
     if (this.#syncTimer) clearInterval(this.#syncTimer);
+    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
     this.#unsubscribe();
     const stream = this.#stream;
     this.#stream = undefined;

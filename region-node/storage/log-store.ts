@@ -16,7 +16,7 @@
 import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { ClockSkewError, HybridLogicalClock, SequenceSet, hlcWallMs, type HlcTimestamp } from '../../conflict/index.ts';
+import { ClockSkewError, HybridLogicalClock, SequenceSet, hlcWallMs, packHlc, type HlcTimestamp } from '../../conflict/index.ts';
 import { ErrorCode } from '../../proto/index.ts';
 import { AdmqError, InvariantViolation, StorageError, assert } from '../errors.ts';
 import { chunkKey, chunkKeyOffset, topicKeyPrefix, decodeChunk, encodeChunk, entryEncodedBytes, type Entry } from './entry-codec.ts';
@@ -126,6 +126,8 @@ export class TopicLog {
   readonly producers = new Map<string, ProducerMark>();
   /** Per origin region other than this one: the highest origin position stored. */
   readonly origins = new Map<string, OriginMark>();
+  /** HLC watermarks per origin learned from idle links' heartbeats (in memory; rebuilt as they come). */
+  readonly heartbeatWatermarks = new Map<string, bigint>();
   /** Recently written or read chunks, decoded, by first offset. */
   readonly chunkCache = new Map<number, Entry[]>();
   readonly #durableListeners = new Set<() => void>();
@@ -182,6 +184,8 @@ interface StagedLog {
 interface Staged {
   logs: Map<TopicLog, StagedLog>;
   results: Map<AppendRequest, AppendResult[]>;
+  /** The clock's last timestamp when the commit was staged: every HLC issued so far is in it or before it. */
+  hlcBound: bigint;
 }
 
 const CHUNK_CACHE_MAX = 64;
@@ -204,6 +208,10 @@ export class LogStore {
   #closed = false;
   #writeFailure: AdmqError | undefined;
   #flushChain: Promise<unknown> = Promise.resolve();
+  /** Commits staged whose flush has not completed. */
+  #flushesPending = 0;
+  /** The hlcBound of the last flushed commit. */
+  #durableHlc = 0n;
   readonly #dirtyCursors = new Map<string, { key: MetaKey; value: unknown }>();
   #cursorTimer: NodeJS.Timeout | undefined;
   readonly logs = new Map<number, TopicLog>();
@@ -383,6 +391,23 @@ export class LogStore {
     });
   }
 
+  /**
+   * This region's HLC watermark: every local write with an HLC at or below it is durable
+   * (and no later one will get such an HLC). With nothing being committed it follows
+   * physical time: a write from now on gets at least (now, 0), so everything up to the
+   * end of the previous millisecond is settled. Otherwise it is the bound of the last
+   * flushed commit.
+   */
+  localWatermark(): bigint {
+    const idle = !this.#committing && this.#queue.length === 0 && this.#flushesPending === 0;
+    if (!idle) return this.#durableHlc;
+    const settled = packHlc(Math.floor(this.#options.readPhysicalMs()) - 1, 0xffff);
+    // The clock moves up to the watermark, so that a later write stays above it even if
+    // the physical clock steps back.
+    this.clock.advanceTo(settled);
+    return this.clock.last;
+  }
+
   /** Highest origin positions stored per origin region, this region's own included. */
   originMarks(log: TopicLog): Map<string, number> {
     const marks = new Map<string, number>();
@@ -446,6 +471,7 @@ export class LogStore {
     });
     // Handled in the flush chain below, which may reach it only after earlier flushes.
     flushed.catch(() => {});
+    this.#flushesPending++;
     this.#committing = false;
     this.#kick();
     // Flushes complete in commit order; chaining keeps acknowledgements in that order too.
@@ -457,6 +483,8 @@ export class LogStore {
         console.error('[storage] fsync failed; stopping', error);
         process.exit(70);
       }
+      this.#flushesPending--;
+      if (done.hlcBound > this.#durableHlc) this.#durableHlc = done.hlcBound;
       for (const s of done.logs.values()) {
         if (s.nextOffset > s.log.durableNextOffset) s.log.durableNextOffset = s.nextOffset;
         s.log.notifyDurable();
@@ -562,7 +590,7 @@ export class LogStore {
       for (const [origin, mark] of s.origins) this.#meta.putSync(['origin', log.id, origin], mark);
     }
     this.#meta.putSync(['hlc'], this.clock.last.toString());
-    return { logs, results };
+    return { logs, results, hlcBound: this.clock.last };
   }
 
   #cacheChunk(log: TopicLog, base: number, entries: Entry[]): void {
