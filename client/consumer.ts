@@ -32,6 +32,12 @@ export interface ConsumerOptions {
   negativeAckRedeliveryDelayMs?: number;
   /** Failover subscriptions: lower is preferred. Default 0. */
   priorityLevel?: number;
+  /**
+   * 'arrival' (default): this region's log order. 'hlc': (HLC, origin) order, the same
+   * sequence in every region of the replication set, at the cost of about one replication
+   * delay. Applies to the whole subscription; set it while no consumer is attached.
+   */
+  deliveryOrder?: 'arrival' | 'hlc';
 }
 
 export interface Message {
@@ -117,6 +123,7 @@ export class Consumer implements AdmqConsumer {
       ackTimeoutMs: nonNegative('ackTimeoutMs', options.ackTimeoutMs ?? 0),
       negativeAckRedeliveryDelayMs: nonNegative('negativeAckRedeliveryDelayMs', options.negativeAckRedeliveryDelayMs ?? 0),
       priorityLevel: options.priorityLevel ?? 0,
+      deliveryOrder: options.deliveryOrder ?? 'arrival',
     };
     this.#backoff = new Backoff(ctx.backoffInitialMs, ctx.backoffMaxMs);
   }
@@ -150,6 +157,7 @@ export class Consumer implements AdmqConsumer {
           ackTimeoutMs: this.#options.ackTimeoutMs,
           negativeAckRedeliveryDelayMs: this.#options.negativeAckRedeliveryDelayMs,
           priorityLevel: this.#options.priorityLevel,
+          deliveryOrder: this.#options.deliveryOrder === 'hlc' ? 'HLC' : 'ARRIVAL',
         },
       });
     });

@@ -48,7 +48,9 @@ export interface Subscribe {
   ackTimeoutMs: number;
   negativeAckRedeliveryDelayMs: number;
   priorityLevel: number;
+  deliveryOrder?: DeliveryOrderName;
 }
+export type DeliveryOrderName = 'ARRIVAL' | 'HLC';
 export interface Flow { permits: number }
 export interface Ack { type: AckTypeName; offsets: U64[] }
 export interface Nack { offsets: U64[] }

@@ -130,6 +130,8 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
   if (topology) {
     try {
       replication = await startReplication({ topology, topologyDir: dirname(resolve(config.topology)), region: config.region, broker, readPhysicalMs, log });
+      const replicator = replication.replicator;
+      broker.setHlcReleaseFrontier((topic) => replicator.releaseFrontier(topic));
     } catch (error) {
       grpcServer.forceShutdown();
       httpServer.close();

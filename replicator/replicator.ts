@@ -2,6 +2,7 @@
 // says should receive something, one LinkSender; plus the receiving service. Runs inside a
 // region node by default (it is given the node's log), or as its own daemon.
 import * as grpc from '@grpc/grpc-js';
+import { releaseFrontier } from '../conflict/index.ts';
 import { loadReplicationPackageDefinition } from '../proto/index.ts';
 import { mayHold, neighbours, nextHops, replicationAddress, replicationSetOf, type Topology } from '../topology/index.ts';
 import type { ReplicationLog } from './log.ts';
@@ -59,6 +60,11 @@ export interface ReplicatorHandle {
    * link's state; a neighbour that is down shows as not connected, and its link keeps
    * retrying in the background.
    */
+  /**
+   * HLC-ordered delivery: the HLC up to which a topic's entries may be released here, the
+   * lowest watermark over its replication set (undefined while a region has none yet).
+   */
+  releaseFrontier(topic: string): bigint | undefined;
   propagate(topic: string, timeoutMs: number): Promise<Array<{ topic: string; to: string; state: LinkState }>>;
   close(): Promise<void>;
 }
@@ -156,6 +162,10 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
   return {
     service: { definition: Replication.service, implementation: { Replicate: receiver.handler as grpc.UntypedHandleCall } },
     propagate,
+    releaseFrontier: (topic) => {
+      const members = replicationSetOf(topology, namespaceOf(topic), region);
+      return releaseFrontier(deps.log.watermarks(topic), members.includes(region) ? members : [region]);
+    },
     status: () => ({
       region,
       links: [...links.values()].map((l) => l.status()),

@@ -33,7 +33,14 @@ export class Broker {
       dispatchBatchMax: options.dispatchBatchMax,
       defaultNegativeAckDelayMs: options.negativeAckRedeliveryDelayMs,
       messageBytesMax: options.messageBytesMax,
+      // Standalone, a topic's only region is this one.
+      hlcReleaseFrontier: () => store.localWatermark(),
     };
+  }
+
+  /** In a topology: HLC-ordered subscriptions release up to the replication set's lowest watermark. */
+  setHlcReleaseFrontier(frontier: (topic: string) => bigint | undefined): void {
+    this.#deps.hlcReleaseFrontier = frontier;
   }
 
   get region(): string {

@@ -14,13 +14,20 @@
 //              key's consumer only while no other consumer holds an unacked entry of the
 //              same key: when a key moves (a consumer joins or leaves), the new owner
 //              waits for the old owner's acks, and per-key order holds.
-import { SequenceSet } from '../../conflict/index.ts';
+import { SequenceSet, compareHlcOrder } from '../../conflict/index.ts';
 import { ErrorCode, type SubscriptionTypeName } from '../../proto/index.ts';
 import { AdmqError, toAdmqError } from '../errors.ts';
 import type { Entry } from '../storage/entry-codec.ts';
 import type { LogStore, TopicLog } from '../storage/log-store.ts';
 
 export type SubscriptionType = 'exclusive' | 'failover' | 'shared' | 'key_shared';
+
+/**
+ * `arrival`: in this region's log order. `hlc`: in (HLC, origin region) order, each entry
+ * released only once every region of the replication set has a watermark at or past it,
+ * so that every region delivers the same sequence (DESIGN §6).
+ */
+export type DeliveryOrder = 'arrival' | 'hlc';
 
 export function subscriptionTypeFromWire(name: SubscriptionTypeName | string): SubscriptionType {
   switch (name) {
@@ -62,6 +69,8 @@ export interface PersistedCursor {
   createdAtMs: number;
   /** Replicated subscriptions: what other regions acked, per origin (see applyRemoteFrontier). */
   remoteAcked?: Record<string, RemoteFrontier>;
+  /** Absent: arrival. */
+  order?: DeliveryOrder;
 }
 
 /** An acked frontier in origin positions: everything at or below `through` (-1: none), and `acked`. */
@@ -90,6 +99,11 @@ export interface SubscriptionDeps {
   replayEntriesMax: number;
   dispatchBatchMax: number;
   defaultNegativeAckDelayMs: number;
+  /**
+   * HLC-ordered delivery: the HLC up to which the topic's entries may be released (the
+   * lowest watermark over its replication set), or undefined while nothing may be.
+   */
+  hlcReleaseFrontier: (topic: string) => bigint | undefined;
 }
 
 function fnv1a(text: string): number {
@@ -117,6 +131,7 @@ export function keyHash(key: string | undefined): number {
 
 export class Subscription {
   type: SubscriptionType;
+  order: DeliveryOrder;
   ackedBelow: number;
   readonly individualAcks = new Set<number>();
   /** Next offset to read from the log for first delivery. */
@@ -137,6 +152,8 @@ export class Subscription {
   /** This region's contiguous acked frontier per origin, scanned up to `#scannedBelow`. */
   readonly #originThrough = new Map<string, number>();
   #scannedBelow: number;
+  /** HLC-ordered delivery: entries read from the log and not yet released, in (HLC, origin) order. */
+  #hlcPending: Entry[] = [];
   msgOutCounter = 0;
   bytesOutCounter = 0;
 
@@ -147,6 +164,7 @@ export class Subscription {
     cursor: PersistedCursor,
   ) {
     this.type = cursor.type;
+    this.order = cursor.order ?? 'arrival';
     this.ackedBelow = Math.max(cursor.ackedBelow, log.firstOffset);
     for (const [from, to] of cursor.individualAcks) {
       for (let o = from; o <= to; o++) if (o >= this.ackedBelow) this.individualAcks.add(o);
@@ -182,6 +200,18 @@ export class Subscription {
     let n = 0;
     for (const c of this.#consumers) n += c.unacked.size;
     return n;
+  }
+
+  /** Sets the delivery order; only while no consumer is attached (it applies to the whole subscription). */
+  setOrder(order: DeliveryOrder): void {
+    if (order === this.order) return;
+    if (this.#consumers.length > 0) {
+      throw new AdmqError(ErrorCode.SubscriptionTypeMismatch, `subscription "${this.name}" delivers in ${this.order} order and has consumers; cannot switch to ${order}`);
+    }
+    this.order = order;
+    this.#hlcPending = [];
+    this.readPosition = this.ackedBelow;
+    this.persist();
   }
 
   addConsumer(sink: ConsumerSink, type: SubscriptionType): void {
@@ -288,6 +318,7 @@ export class Subscription {
     this.replay.clear();
     this.redeliveryCounts.clear();
     this.#delayed.length = 0;
+    this.#hlcPending = [];
     for (const c of this.#consumers) {
       c.unacked.clear();
       c.permits = 0;
@@ -310,6 +341,7 @@ export class Subscription {
       else ranges.push([o, o]);
     }
     const cursor: PersistedCursor = { type: this.type, ackedBelow: this.ackedBelow, individualAcks: ranges, createdAtMs: this.createdAtMs };
+    if (this.order !== 'arrival') cursor.order = this.order;
     if (this.#remoteAcked.size > 0) {
       cursor.remoteAcked = Object.fromEntries([...this.#remoteAcked].map(([origin, f]) => [origin, { through: f.through, acked: f.acked.toJSON() }]));
     }
@@ -474,7 +506,8 @@ export class Subscription {
         changed = true;
       }
     }
-    if (changed) this.scheduleDispatch();
+    // HLC-ordered delivery waits on watermarks, which move without any event here.
+    if (changed || (this.#hlcPending.length > 0 && this.#consumers.length > 0)) this.scheduleDispatch();
     if (this.#consumers.length === 0 && this.#delayed.length === 0 && this.#timer) {
       clearInterval(this.#timer);
       this.#timer = undefined;
@@ -510,6 +543,43 @@ export class Subscription {
         return best;
       }
     }
+  }
+
+  /** Reads new entries into the HLC-ordered pending buffer (bounded by replayEntriesMax). */
+  #fillHlcPending(remotelyAcked: number[]): void {
+    const room = (): number => this.deps.replayEntriesMax - this.#hlcPending.length;
+    while (this.readPosition < this.log.durableNextOffset && room() > 0) {
+      const entries = this.deps.store.read(this.log, this.readPosition, Math.min(1000, room()));
+      if (entries.length === 0) break;
+      for (const entry of entries) {
+        this.readPosition = entry.offset + 1;
+        if (this.individualAcks.has(entry.offset)) continue;
+        if (this.#remoteAcked.size > 0 && this.#ackedElsewhere(entry)) {
+          remotelyAcked.push(entry.offset);
+          continue;
+        }
+        this.#insertHlcPending(entry);
+        if (room() <= 0) break;
+      }
+    }
+  }
+
+  #insertHlcPending(entry: Entry): void {
+    const pending = this.#hlcPending;
+    // Entries mostly arrive in order: append, and search only when one does not.
+    const last = pending[pending.length - 1];
+    if (!last || compareHlcOrder(last, entry) < 0) {
+      pending.push(entry);
+      return;
+    }
+    let low = 0;
+    let high = pending.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (compareHlcOrder(pending[middle] as Entry, entry) < 0) low = middle + 1;
+      else high = middle;
+    }
+    pending.splice(low, 0, entry);
   }
 
   #keyHolders(): Map<number, ConsumerState | null> {
@@ -593,8 +663,21 @@ export class Subscription {
       }
     }
 
+    // 2h. HLC order: new entries go through the pending buffer, released in (HLC, origin)
+    // order up to the replication set's lowest watermark.
+    if (this.order === 'hlc') {
+      this.#fillHlcPending(remotelyAcked);
+      const frontier = this.deps.hlcReleaseFrontier(this.log.name);
+      while (handed < budget && frontier !== undefined && this.#hlcPending.length > 0) {
+        const entry = this.#hlcPending[0] as Entry;
+        if (entry.hlc > frontier) break;
+        if (offer(entry, 0) !== 'sent') break; // strict order: nothing overtakes the head
+        this.#hlcPending.shift();
+      }
+    }
+
     // 2. New entries from the read position, while the replay set has room.
-    while (handed < budget && this.readPosition < this.log.durableNextOffset && this.replay.size < this.deps.replayEntriesMax) {
+    while (this.order === 'arrival' && handed < budget && this.readPosition < this.log.durableNextOffset && this.replay.size < this.deps.replayEntriesMax) {
       const entries = this.deps.store.read(this.log, this.readPosition, Math.min(budget - handed, 1000));
       if (entries.length === 0) break;
       let stopped = false;

@@ -3,7 +3,7 @@ import { ErrorCode } from '../../proto/index.ts';
 import { AdmqError, MessageTooLargeError } from '../errors.ts';
 import { validateSubscriptionName } from '../names.ts';
 import type { AppendMessage, AppendResult, LogStore, TopicLog } from '../storage/log-store.ts';
-import { Subscription, type ConsumerSink, type PersistedCursor, type SubscriptionDeps, type SubscriptionType } from './subscription.ts';
+import { Subscription, type ConsumerSink, type DeliveryOrder, type PersistedCursor, type SubscriptionDeps, type SubscriptionType } from './subscription.ts';
 
 export interface ProducerInfo {
   name: string;
@@ -80,8 +80,12 @@ export class Topic {
     return sub;
   }
 
-  attach(name: string, type: SubscriptionType, initial: 'earliest' | 'latest', sink: ConsumerSink): Subscription {
+  attach(name: string, type: SubscriptionType, initial: 'earliest' | 'latest', sink: ConsumerSink, order: DeliveryOrder = 'arrival'): Subscription {
     const sub = this.subscription(name, type, initial, true);
+    if (sub.consumerCount === 0) sub.setOrder(order);
+    else if (sub.order !== order) {
+      throw new AdmqError(ErrorCode.SubscriptionTypeMismatch, `subscription "${name}" delivers in ${sub.order} order; cannot attach a consumer asking for ${order}`);
+    }
     sub.addConsumer(sink, type);
     return sub;
   }
