@@ -171,7 +171,12 @@ async function cmdNamespaces(argv: string[]): Promise<number> {
 const TOPICS_HELP = `Usage: admq topics <action> ...
 
   list TENANT/NAMESPACE                 list topics (partitioned topics once, with their partition count)
-  create TOPIC [--partitions N]         create a topic; N > 0 makes a partitioned topic (default 0)
+  create TOPIC [--partitions N] [--keyed]
+                                        create a topic; N > 0 makes a partitioned topic (default 0);
+                                        --keyed: messages are versions of their key, and concurrent
+                                        writes in different regions resolve by the namespace's
+                                        conflict policy (conflicts go to TENANT/NAMESPACE/__conflicts)
+  table TOPIC                           a keyed topic's resolved value per key (JSON)
   delete TOPIC [--force]                delete a topic and its data; --force even with connected clients
   stats TOPIC                           backlog, rates, producers and subscriptions (JSON)
   subscriptions TOPIC                   list subscriptions
@@ -186,7 +191,7 @@ ${GLOBAL_HELP}`;
 async function cmdTopics(argv: string[]): Promise<number> {
   const parsed = parse(
     argv,
-    { ...CONNECTION_OPTIONS, partitions: { type: 'string' }, force: { type: 'boolean' }, position: { type: 'string' } },
+    { ...CONNECTION_OPTIONS, partitions: { type: 'string' }, force: { type: 'boolean' }, position: { type: 'string' }, keyed: { type: 'boolean' } },
     TOPICS_HELP,
   );
   if (parsed === 'help') return help(TOPICS_HELP);
@@ -200,7 +205,10 @@ async function cmdTopics(argv: string[]): Promise<number> {
       }
       return 0;
     case 'create':
-      printJson(await admin.createTopic(need(name, 'TOPIC', TOPICS_HELP), int(parsed.values, 'partitions', 0)));
+      printJson(await admin.createTopic(need(name, 'TOPIC', TOPICS_HELP), int(parsed.values, 'partitions', 0), { keyed: parsed.values.keyed === true }));
+      return 0;
+    case 'table':
+      printJson(await admin.topicTable(need(name, 'TOPIC', TOPICS_HELP)));
       return 0;
     case 'delete':
       await admin.deleteTopic(need(name, 'TOPIC', TOPICS_HELP), force);

@@ -36,7 +36,10 @@ export class AdminClient {
   createNamespace = (namespace: string): Promise<unknown> => this.call('PUT', `/namespaces/${path2(namespace)}`);
   deleteNamespace = (namespace: string): Promise<void> => this.call('DELETE', `/namespaces/${path2(namespace)}`);
   listTopics = (namespace: string): Promise<Array<{ name: string; partitions: number }>> => this.call('GET', `/topics/${path2(namespace)}`);
-  createTopic = (topic: string, partitions = 0): Promise<unknown> => this.call('PUT', `/topics/${path3(topic)}`, { partitions });
+  createTopic = (topic: string, partitions = 0, options: { keyed?: boolean } = {}): Promise<unknown> =>
+    this.call('PUT', `/topics/${path3(topic)}`, { partitions, ...(options.keyed ? { keyed: true } : {}) });
+  /** A keyed topic's table: the resolved value of every key. */
+  topicTable = (topic: string): Promise<unknown> => this.call('GET', `/topics/${path3(topic)}/table`);
   deleteTopic = (topic: string, force = false): Promise<void> => this.call('DELETE', `/topics/${path3(topic)}${force ? '?force=true' : ''}`);
   topicStats = (topic: string): Promise<Record<string, unknown>> => this.call('GET', `/topics/${path3(topic)}/stats`);
   listSubscriptions = (topic: string): Promise<string[]> => this.call('GET', `/topics/${path3(topic)}/subscriptions`);

@@ -15,7 +15,7 @@ export interface ClusterOptions {
   links?: Array<[string, string]>;
   transport?: 'tlcp' | 'insecure';
   tenants?: Record<string, { allowedRegions: string[]; homeRegion?: string }>;
-  namespaces?: Record<string, { replicationSet: string[] }>;
+  namespaces?: Record<string, { replicationSet: string[]; conflictPolicy?: unknown }>;
   maxClockOffsetMs?: number;
   /** Per-region clock skew in ms, through the node's injected clock. */
   clockSkewMs?: Record<string, number>;

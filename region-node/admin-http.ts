@@ -102,7 +102,7 @@ export function buildAdminRoutes(broker: Broker, info: () => Record<string, unkn
     ),
     r('GET', '/topics/:x/:x/:x', (p) => {
       const record = broker.topicRecord(topicName(p));
-      return { name: record.name, partitions: record.partitions, createdAtMs: record.createdAtMs };
+      return { name: record.name, partitions: record.partitions, keyed: record.keyed === true, createdAtMs: record.createdAtMs };
     }),
     r('PUT', '/topics/:x/:x/:x', async (p, body, q) => {
       const b = objectBody(body);
@@ -112,18 +112,34 @@ export function buildAdminRoutes(broker: Broker, info: () => Record<string, unkn
       if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > PROPAGATION_WAIT_MAX_MS) {
         throw new BadRequestError(`waitMs must be an integer from 0 to ${PROPAGATION_WAIT_MAX_MS}`);
       }
-      const record = await broker.createTopic(topicName(p), partitions);
-      if (!replication) return { name: record.name, partitions: record.partitions };
+      const keyed = b.keyed ?? false;
+      if (typeof keyed !== 'boolean') throw new BadRequestError('keyed must be true or false');
+      const record = await broker.createTopic(topicName(p), partitions, { keyed });
+      if (!replication) return { name: record.name, partitions: record.partitions, keyed: record.keyed === true };
       // In a topology the topic reaches the other regions of its replication set through
       // the links; wait (bounded) so that a producer there finds it, and say where it is.
       const links = await replication.propagateTopic(record.name, waitMs);
-      return { name: record.name, partitions: record.partitions, replication: links };
+      return { name: record.name, partitions: record.partitions, keyed: record.keyed === true, replication: links };
     }),
     r('DELETE', '/topics/:x/:x/:x', async (p, _b, q) => {
       await broker.deleteTopic(topicName(p), q.get('force') === 'true');
       return undefined;
     }),
     r('GET', '/topics/:x/:x/:x/stats', (p) => broker.stats(topicName(p))),
+    r('GET', '/topics/:x/:x/:x/table', (p) =>
+      broker.table(topicName(p)).map((row) => {
+        const text = row.value?.toString('utf8');
+        const isText = row.value !== undefined && Buffer.from(text as string, 'utf8').equals(row.value);
+        return {
+          key: row.key,
+          ...(row.value === undefined ? { deleted: true } : isText ? { value: text } : { valueBase64: row.value.toString('base64') }),
+          originRegion: row.originRegion,
+          originPosition: row.originPosition,
+          hlc: row.hlc.toString(),
+          concurrent: row.concurrent,
+        };
+      }),
+    ),
     r('GET', '/topics/:x/:x/:x/subscriptions', (p) => [...broker.topic(topicName(p)).subscriptions.keys()]),
     r('PUT', '/topics/:x/:x/:x/subscriptions/:x', (p, body) => {
       const b = objectBody(body);

@@ -10,6 +10,8 @@ import { AdmqError } from './errors.ts';
 import { ErrorCode } from '../proto/index.ts';
 import { installHttp2ServerWindows } from './http2-window.ts';
 import { dirname, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { DEFAULT_CONFLICT_POLICY_SPEC, createConflictPolicy, type ConflictPolicy } from '../conflict/index.ts';
 import { loadTopology, type Topology } from '../topology/index.ts';
 import { ConfigError } from './errors.ts';
 import { startReplication, type ReplicationRuntime } from './replication-setup.ts';
@@ -69,7 +71,8 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
     negativeAckRedeliveryDelayMs: config.negativeAckRedeliveryDelayMs,
     nowMs: readPhysicalMs,
   });
-  if (topology) {
+  if (topology && config.topology) {
+    broker.setConflictPolicies(await loadConflictPolicies(topology, dirname(resolve(config.topology))));
     // Tenants and namespaces of the topology exist in every region that may hold them.
     for (const tenant of topology.tenants.values()) {
       if (!tenant.allowedRegions.includes(config.region)) continue;
@@ -171,4 +174,27 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
   };
 
   return { config, grpcAddress, adminUrl, replicationAddress: replication?.address, broker, close };
+}
+
+/**
+ * Each namespace's conflict policy, from the topology; a custom resolver module is loaded
+ * (relative to the topology file) once, at start, so every keyed write uses the same one.
+ */
+async function loadConflictPolicies(topology: Topology, topologyDir: string): Promise<(namespace: string) => ConflictPolicy> {
+  const policies = new Map<string, ConflictPolicy>();
+  for (const ns of topology.namespaces.values()) {
+    const spec = ns.conflictPolicy;
+    let resolver: unknown;
+    if (spec.kind === 'custom') {
+      const url = pathToFileURL(resolve(topologyDir, spec.module)).href;
+      try {
+        resolver = ((await import(url)) as Record<string, unknown>)[spec.export];
+      } catch (error) {
+        throw new ConfigError(`namespaces.${ns.name}.conflictPolicy.module: cannot load ${spec.module}: ${(error as Error).message}`);
+      }
+    }
+    policies.set(ns.name, createConflictPolicy(spec, { resolver }));
+  }
+  const fallback = createConflictPolicy(DEFAULT_CONFLICT_POLICY_SPEC);
+  return (namespace) => policies.get(namespace) ?? fallback;
 }

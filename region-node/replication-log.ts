@@ -27,7 +27,8 @@ export function createReplicationLog(broker: Broker): ReplicationLog {
     onAppend: (topic, listener) => logOf(topic).onDurable(listener),
     topicShape: (topic) => {
       const parent = broker.metadata.partitionParent(topic);
-      return parent ? { partitionOf: parent } : {};
+      const keyed = broker.metadata.getTopic(topic)?.keyed === true ? { keyed: true } : {};
+      return parent ? { partitionOf: parent, ...keyed } : keyed;
     },
     ensureTopic: async (topic, shape) => {
       const name = parseTopicName(topic);
@@ -38,7 +39,7 @@ export function createReplicationLog(broker: Broker): ReplicationLog {
       // A partition arrives with its parent's shape: create the partitioned topic whole.
       const [create, partitions] = shape.partitionOf ? [parseTopicName(shape.partitionOf.parent).full, shape.partitionOf.partitions] : [name.full, 0];
       try {
-        await broker.createTopic(create, partitions);
+        await broker.createTopic(create, partitions, { keyed: shape.keyed === true });
       } catch (error) {
         if ((error as AdmqError).code !== ErrorCode.AlreadyExists) throw error;
       }

@@ -43,6 +43,7 @@ export interface SubscriptionFrontier {
 /** How a topic is laid out: a partition names its partitioned parent. */
 export interface TopicShape {
   partitionOf?: { parent: string; partitions: number };
+  keyed?: boolean;
 }
 
 export interface ReplicationLog {

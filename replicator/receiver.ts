@@ -63,7 +63,7 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
         call.end();
       }
     });
-    call.on('data', (request: { request?: string; hello?: { fromRegion: string; topic: string; parentTopic?: string; parentPartitions?: number }; batch?: { batchId: string; entries: WireEntry[] }; subscriptions?: { subscriptions?: WireSubscriptionFrontier[] }; heartbeat?: { watermarks?: Record<string, string> } }) => {
+    call.on('data', (request: { request?: string; hello?: { fromRegion: string; topic: string; parentTopic?: string; parentPartitions?: number; keyed?: boolean }; batch?: { batchId: string; entries: WireEntry[] }; subscriptions?: { subscriptions?: WireSubscriptionFrontier[] }; heartbeat?: { watermarks?: Record<string, string> } }) => {
       if (ended) return;
       if (!topic) {
         const hello = request.hello;
@@ -81,7 +81,8 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
           return refuse(ReplicationErrorCode.Residency, `${o.log.region} is outside the replication set or the tenant's allowed regions of ${hello.topic}`);
         }
         const name = hello.topic;
-        const shape = hello.parentTopic && hello.parentPartitions ? { partitionOf: { parent: hello.parentTopic, partitions: hello.parentPartitions } } : {};
+        const keyed = hello.keyed === true ? { keyed: true } : {};
+        const shape = hello.parentTopic && hello.parentPartitions ? { partitionOf: { parent: hello.parentTopic, partitions: hello.parentPartitions }, ...keyed } : keyed;
         o.log.ensureTopic(name, shape).then(
           (created) => {
             topic = name;

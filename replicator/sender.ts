@@ -163,8 +163,9 @@ export class LinkSender {
     stream.on('end', () => {
       if (stream === this.#stream) this.#fail(stream);
     });
-    const parent = this.o.log.topicShape(this.o.topic).partitionOf;
-    stream.write({ hello: { fromRegion: this.o.local, topic: this.o.topic, parentTopic: parent?.parent ?? '', parentPartitions: parent?.partitions ?? 0 } });
+    const shape = this.o.log.topicShape(this.o.topic);
+    const parent = shape.partitionOf;
+    stream.write({ hello: { fromRegion: this.o.local, topic: this.o.topic, parentTopic: parent?.parent ?? '', parentPartitions: parent?.partitions ?? 0, keyed: shape.keyed === true } });
   }
 
   #fail(stream: grpc.ClientDuplexStream<unknown, unknown>): void {

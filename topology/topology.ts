@@ -2,6 +2,7 @@
 // their allowed regions, and namespaces with their replication sets. Pure: validation
 // takes a parsed document and returns a checked, normalised Topology or throws a
 // TopologyError that names the field.
+import { parseConflictPolicySpec, type ConflictPolicySpec } from '../conflict/index.ts';
 import { TopologyError } from './errors.ts';
 
 export type TransportKind = 'tlcp' | 'tls' | 'insecure';
@@ -28,6 +29,8 @@ export interface NamespaceSpec {
   name: string;
   tenant: string;
   replicationSet: string[];
+  /** How concurrent writes to one key of a keyed topic resolve (default last-writer-wins). */
+  conflictPolicy: ConflictPolicySpec;
 }
 
 export interface TransportSpec {
@@ -200,7 +203,8 @@ export function validateTopology(doc: unknown): Topology {
       if (cut.length > 0) {
         throw new TopologyError(`namespaces.${name}.replicationSet`, `regions ${cut.join(', ')} cannot be reached through links that stay inside the replication set`);
       }
-      namespaces.set(name, { name, tenant, replicationSet });
+      const conflictPolicy = parseConflictPolicySpec(spec.conflictPolicy, `namespaces.${name}.conflictPolicy`);
+      namespaces.set(name, { name, tenant, replicationSet, conflictPolicy });
     }
   }
 

@@ -1,12 +1,17 @@
 // The broker of a standalone region node: resolves topic names to loaded topics and
 // carries out the admin operations that change them.
+import { DEFAULT_CONFLICT_POLICY_SPEC, createConflictPolicy, encodeConflictRecord, type ConflictPolicy, type ConflictRecord } from '../../conflict/index.ts';
 import { ErrorCode } from '../../proto/index.ts';
 import { AdmqError } from '../errors.ts';
 import { parseTopicName, partitionName, type TopicName } from '../names.ts';
 import type { LogStore } from '../storage/log-store.ts';
+import { KeyedTable, type TableRow } from './keyed-table.ts';
 import { MetadataManager, type TopicRecord } from './metadata.ts';
 import type { SubscriptionDeps } from './subscription.ts';
 import { Topic, type TopicStats } from './topic.ts';
+
+/** Each namespace's conflict feed: a topic of conflict records (conflict/conflict-record.ts). */
+export const CONFLICT_FEED_TOPIC = '__conflicts';
 
 export interface BrokerOptions {
   messageBytesMax: number;
@@ -20,6 +25,9 @@ export class Broker {
   readonly metadata: MetadataManager;
   readonly #topics = new Map<string, Topic>();
   readonly #deps: SubscriptionDeps & { messageBytesMax: number };
+  #conflictPolicy: (namespace: string) => ConflictPolicy;
+  /** Conflict records are appended one after another per namespace. */
+  readonly #feedChains = new Map<string, Promise<void>>();
 
   constructor(
     readonly store: LogStore,
@@ -36,6 +44,45 @@ export class Broker {
       // Standalone, a topic's only region is this one.
       hlcReleaseFrontier: () => store.localWatermark(),
     };
+    const lww = createConflictPolicy(DEFAULT_CONFLICT_POLICY_SPEC);
+    this.#conflictPolicy = () => lww;
+  }
+
+  /** In a topology: each namespace's conflict policy for keyed topics (default last-writer-wins). */
+  setConflictPolicies(policyOf: (namespace: string) => ConflictPolicy): void {
+    this.#conflictPolicy = policyOf;
+  }
+
+  /** The resolved value of every key of a keyed topic (all partitions for a partitioned one). */
+  table(full: string): TableRow[] {
+    const name = parseTopicName(full);
+    const record = this.metadata.requireTopic(name);
+    if (!record.keyed) throw new AdmqError(ErrorCode.BadRequest, `topic "${name.full}" is not keyed; create it with keyed: true`);
+    const names = record.partitions > 0 ? Array.from({ length: record.partitions }, (_, i) => partitionName(name, i)) : [name];
+    return names.flatMap((n) => this.topic(n).table?.rows() ?? []).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  #recordConflict(name: TopicName, record: ConflictRecord): void {
+    const namespace = `${name.tenant}/${name.namespace}`;
+    const feed = parseTopicName(`${namespace}/${CONFLICT_FEED_TOPIC}`);
+    const previous = this.#feedChains.get(namespace) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      if (!this.metadata.getTopic(feed.full)) {
+        await this.metadata.createTopic(feed, 0).catch((error: AdmqError) => {
+          if (error.code !== ErrorCode.AlreadyExists) throw error;
+        });
+      }
+      const topic = this.topic(feed);
+      const producerName = `${CONFLICT_FEED_TOPIC}-${this.region}`;
+      await this.store.append(topic.log, [
+        { producerName, sequenceId: topic.lastSequenceId(producerName) + 1, key: record.pairId, properties: {}, payload: encodeConflictRecord(record), eventTimeMs: 0 },
+      ]);
+    });
+    // A record that cannot be written is reported, not thrown at the writer whose entry caused it.
+    this.#feedChains.set(
+      namespace,
+      next.catch((error: Error) => console.error(`[${feed.full}] conflict record ${record.pairId} not written: ${error.message}`)),
+    );
   }
 
   /** In a topology: HLC-ordered subscriptions release up to the replication set's lowest watermark. */
@@ -59,7 +106,17 @@ export class Broker {
         `topic "${name.full}" is partitioned (${record.partitions} partitions); address a partition such as ${name.full}-partition-0`,
       );
     }
-    const topic = new Topic(name.full, this.store.openLog(record.id, name.full), this.store, this.#deps);
+    const log = this.store.openLog(record.id, name.full);
+    const table = record.keyed
+      ? new KeyedTable(
+          name.full,
+          this.region,
+          () => this.#conflictPolicy(`${name.tenant}/${name.namespace}`),
+          (conflict) => this.#recordConflict(name, conflict),
+          (line) => console.error(line),
+        )
+      : undefined;
+    const topic = new Topic(name.full, log, this.store, this.#deps, table);
     this.#topics.set(name.full, topic);
     return topic;
   }
@@ -68,8 +125,8 @@ export class Broker {
     return this.metadata.requireTopic(parseTopicName(full));
   }
 
-  async createTopic(full: string, partitions: number): Promise<TopicRecord> {
-    return this.metadata.createTopic(parseTopicName(full), partitions);
+  async createTopic(full: string, partitions: number, options: { keyed?: boolean } = {}): Promise<TopicRecord> {
+    return this.metadata.createTopic(parseTopicName(full), partitions, options);
   }
 
   async deleteTopic(full: string, force: boolean): Promise<void> {

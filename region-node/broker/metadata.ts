@@ -23,6 +23,8 @@ export interface TopicRecord {
   id: number;
   partitions: number;
   createdAtMs: number;
+  /** Keyed topic: messages are versions of their key, resolved by the namespace's conflict policy. */
+  keyed?: boolean;
 }
 
 export const PARTITIONS_MAX = 1024;
@@ -141,7 +143,8 @@ export class MetadataManager {
     return record;
   }
 
-  async createTopic(name: TopicName, partitions: number): Promise<TopicRecord> {
+  async createTopic(name: TopicName, partitions: number, options: { keyed?: boolean } = {}): Promise<TopicRecord> {
+    const keyed = options.keyed === true ? { keyed: true } : {};
     this.requireNamespace(name.tenant, name.namespace);
     if (!Number.isInteger(partitions) || partitions < 0 || partitions > PARTITIONS_MAX) {
       throw new BadRequestError(`partitions must be an integer from 0 to ${PARTITIONS_MAX}; got ${partitions}`);
@@ -151,15 +154,15 @@ export class MetadataManager {
     let record: TopicRecord | undefined;
     await this.store.metaWrite((txn) => {
       if (partitions === 0) {
-        record = { name: name.full, id: this.store.nextTopicId(), partitions: 0, createdAtMs: now };
+        record = { name: name.full, id: this.store.nextTopicId(), partitions: 0, createdAtMs: now, ...keyed };
         txn.put(['topic', name.tenant, name.namespace, name.topic], record);
         return;
       }
-      record = { name: name.full, id: 0, partitions, createdAtMs: now };
+      record = { name: name.full, id: 0, partitions, createdAtMs: now, ...keyed };
       txn.put(['topic', name.tenant, name.namespace, name.topic], record);
       for (let i = 0; i < partitions; i++) {
         const part = partitionName(name, i);
-        const partRecord: TopicRecord = { name: part.full, id: this.store.nextTopicId(), partitions: 0, createdAtMs: now };
+        const partRecord: TopicRecord = { name: part.full, id: this.store.nextTopicId(), partitions: 0, createdAtMs: now, ...keyed };
         txn.put(['topic', part.tenant, part.namespace, part.topic], partRecord);
       }
     });

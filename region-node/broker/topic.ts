@@ -3,6 +3,7 @@ import { ErrorCode } from '../../proto/index.ts';
 import { AdmqError, MessageTooLargeError } from '../errors.ts';
 import { validateSubscriptionName } from '../names.ts';
 import type { AppendMessage, AppendResult, LogStore, TopicLog } from '../storage/log-store.ts';
+import type { KeyedTable } from './keyed-table.ts';
 import { Subscription, type ConsumerSink, type DeliveryOrder, type PersistedCursor, type SubscriptionDeps, type SubscriptionType } from './subscription.ts';
 
 export interface ProducerInfo {
@@ -40,7 +41,18 @@ export class Topic {
     readonly log: TopicLog,
     private readonly store: LogStore,
     private readonly deps: SubscriptionDeps & { messageBytesMax: number },
+    /** A keyed topic's table; rebuilt from the log here, then kept current as entries are staged. */
+    readonly table?: KeyedTable,
   ) {
+    if (table) {
+      for (let at = log.firstOffset; at < log.durableNextOffset; ) {
+        const entries = store.read(log, at, 1000);
+        if (entries.length === 0) break;
+        for (const entry of entries) table.apply(entry, false);
+        at = (entries[entries.length - 1] as { offset: number }).offset + 1;
+      }
+      log.stageHook = { local: (entry) => table.stampLocal(entry), replicated: (entry) => table.apply(entry, true) };
+    }
     for (const { subscription, value } of store.loadCursors<PersistedCursor>(log.id)) {
       this.subscriptions.set(subscription, new Subscription(subscription, log, deps, value));
     }

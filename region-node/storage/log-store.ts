@@ -126,6 +126,11 @@ export class TopicLog {
   readonly producers = new Map<string, ProducerMark>();
   /** Per origin region other than this one: the highest origin position stored. */
   readonly origins = new Map<string, OriginMark>();
+  /**
+   * Keyed topics: called inside the write transaction for each entry appended, in log
+   * order, so that a local write is stamped with what this region had seen of its key.
+   */
+  stageHook: { local(entry: Entry): void; replicated(entry: Entry): void } | undefined;
   /** HLC watermarks per origin learned from idle links' heartbeats (in memory; rebuilt as they come). */
   readonly heartbeatWatermarks = new Map<string, bigint>();
   /** Recently written or read chunks, decoded, by first offset. */
@@ -532,6 +537,7 @@ export class LogStore {
           payload: m.payload,
         };
         s.lastPublishTimeMs = publishTimeMs;
+        log.stageHook?.local(entry);
         entries.push(entry);
         if (m.producerName) s.producers.set(m.producerName, markWith(mark, m.sequenceId, offset, true));
         out.push({ sequenceId: m.sequenceId, offset, duplicate: false, hlc });
@@ -557,7 +563,9 @@ export class LogStore {
         }
         const offset = s.nextOffset++;
         // Origin fields never change as an entry travels; only the local offset is ours.
-        entries.push({ ...r, offset });
+        const stored = { ...r, offset };
+        log.stageHook?.replicated(stored);
+        entries.push(stored);
         if (r.producerName) s.producers.set(r.producerName, markWith(producerMark, r.sequenceId, offset, false));
         out.push({ sequenceId: r.sequenceId, offset, duplicate: false, hlc: r.hlc });
       }
