@@ -1,9 +1,10 @@
 // `npm run bench`: runs the benchmarks, prints the figures and writes them, with a
 // description of the machine, to bench/results/. Options: --quick (shorter runs),
-// --only region-node|replication|tls.
+// --only region-node|replication|consistency|tls.
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
 import { formatRegionNodeBench, runRegionNodeBench } from './region-node-bench.ts';
+import { formatConsistencyBench, runConsistencyBench } from './consistency-bench.ts';
 import { formatReplicationBench, runReplicationBench } from './replication-bench.ts';
 
 const quick = process.argv.includes('--quick');
@@ -30,6 +31,12 @@ if (!only || only === 'replication') {
   await write('replication', async () => {
     const result = await runReplicationBench({ quick });
     return { text: formatReplicationBench(result), result };
+  });
+}
+if (!only || only === 'consistency') {
+  await write('consistency', async () => {
+    const result = await runConsistencyBench({ quick });
+    return { text: formatConsistencyBench(result), result };
   });
 }
 if (!only || only === 'tls') {

@@ -17,6 +17,7 @@ export interface ClusterOptions {
   tenants?: Record<string, { allowedRegions: string[]; homeRegion?: string }>;
   namespaces?: Record<string, { replicationSet: string[]; conflictPolicy?: unknown }>;
   maxClockOffsetMs?: number;
+  subscriptionSyncIntervalMs?: number;
   /** Per-region clock skew in ms, through the node's injected clock. */
   clockSkewMs?: Record<string, number>;
   log?: (line: string) => void;
@@ -78,6 +79,7 @@ export class Cluster {
       tenants: options.tenants ?? { public: { allowedRegions: options.regions } },
       namespaces: options.namespaces ?? { 'public/default': { replicationSet: options.regions } },
       maxClockOffsetMs: options.maxClockOffsetMs ?? 500,
+      ...(options.subscriptionSyncIntervalMs !== undefined ? { subscriptionSyncIntervalMs: options.subscriptionSyncIntervalMs } : {}),
     };
     const topologyPath = join(dir, 'topology.json');
     writeFileSync(topologyPath, JSON.stringify(topology, null, 2));

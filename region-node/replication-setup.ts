@@ -59,7 +59,7 @@ export async function startReplication(options: {
   const serverSecurity = linkSecurity(topology, region, topologyDir);
   const credentials = new Map<string, grpc.ChannelCredentials>();
   const replicator = startReplicator(
-    { topology, region },
+    { topology, region, subscriptionSyncIntervalMs: topology.subscriptionSyncIntervalMs },
     {
       log: createReplicationLog(options.broker),
       channelCredentials: (remote) => {

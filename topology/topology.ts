@@ -49,6 +49,8 @@ export interface Topology {
   namespaces: Map<string, NamespaceSpec>;
   transport: TransportSpec;
   maxClockOffsetMs: number;
+  /** Replicated subscriptions: how often acked frontiers are sent to the other regions (default 1,000 ms). */
+  subscriptionSyncIntervalMs: number;
 }
 
 const REGION_NAME = /^[a-z][a-z0-9-]{0,62}$/;
@@ -85,7 +87,7 @@ export function linkKey(from: string, to: string): string {
 export function validateTopology(doc: unknown): Topology {
   if (!isRecord(doc)) throw new TopologyError('(document)', 'must be a mapping');
   for (const key of Object.keys(doc)) {
-    if (!['regions', 'links', 'endpoints', 'tenants', 'namespaces', 'transport', 'maxClockOffsetMs'].includes(key)) {
+    if (!['regions', 'links', 'endpoints', 'tenants', 'namespaces', 'transport', 'maxClockOffsetMs', 'subscriptionSyncIntervalMs'].includes(key)) {
       throw new TopologyError(key, 'unknown field');
     }
   }
@@ -212,7 +214,11 @@ export function validateTopology(doc: unknown): Topology {
   if (typeof maxClockOffsetMs !== 'number' || !Number.isInteger(maxClockOffsetMs) || maxClockOffsetMs < 1) {
     throw new TopologyError('maxClockOffsetMs', 'must be a positive integer (ms)');
   }
-  return { regions, links, endpoints, tenants, namespaces, transport, maxClockOffsetMs };
+  const subscriptionSyncIntervalMs = doc.subscriptionSyncIntervalMs ?? 1000;
+  if (typeof subscriptionSyncIntervalMs !== 'number' || !Number.isInteger(subscriptionSyncIntervalMs) || subscriptionSyncIntervalMs < 10 || subscriptionSyncIntervalMs > 600_000) {
+    throw new TopologyError('subscriptionSyncIntervalMs', 'must be an integer from 10 to 600,000 (ms)');
+  }
+  return { regions, links, endpoints, tenants, namespaces, transport, maxClockOffsetMs, subscriptionSyncIntervalMs };
 }
 
 /** The address region `from` dials to reach `to`'s replication listener. */
