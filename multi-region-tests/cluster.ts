@@ -89,7 +89,13 @@ export class Cluster {
       const p = ports.get(r) as { grpc: number; admin: number; replication: number };
       cluster.regions.set(r, { name: r, grpcPort: p.grpc, adminPort: p.admin, replicationPort: p.replication, process: undefined, client: undefined });
     }
-    await Promise.all(options.regions.map((r) => cluster.startRegion(r)));
+    const started = await Promise.allSettled(options.regions.map((r) => cluster.startRegion(r)));
+    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) {
+      // Leave no region process behind when the cluster cannot start whole.
+      await cluster.stop();
+      throw failed.reason;
+    }
     return cluster;
   }
 
