@@ -38,6 +38,8 @@ export interface ConsumerOptions {
    * delay. Applies to the whole subscription; set it while no consumer is attached.
    */
   deliveryOrder?: 'arrival' | 'hlc';
+  /** Keyed topics: receive only each key's current value, skipping superseded versions. Default false. */
+  readCompacted?: boolean;
 }
 
 export interface Message {
@@ -124,6 +126,7 @@ export class Consumer implements AdmqConsumer {
       negativeAckRedeliveryDelayMs: nonNegative('negativeAckRedeliveryDelayMs', options.negativeAckRedeliveryDelayMs ?? 0),
       priorityLevel: options.priorityLevel ?? 0,
       deliveryOrder: options.deliveryOrder ?? 'arrival',
+      readCompacted: options.readCompacted ?? false,
     };
     this.#backoff = new Backoff(ctx.backoffInitialMs, ctx.backoffMaxMs);
   }
@@ -158,6 +161,7 @@ export class Consumer implements AdmqConsumer {
           negativeAckRedeliveryDelayMs: this.#options.negativeAckRedeliveryDelayMs,
           priorityLevel: this.#options.priorityLevel,
           deliveryOrder: this.#options.deliveryOrder === 'hlc' ? 'HLC' : 'ARRIVAL',
+          readCompacted: this.#options.readCompacted,
         },
       });
     });

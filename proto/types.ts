@@ -49,6 +49,7 @@ export interface Subscribe {
   negativeAckRedeliveryDelayMs: number;
   priorityLevel: number;
   deliveryOrder?: DeliveryOrderName;
+  readCompacted?: boolean;
 }
 export type DeliveryOrderName = 'ARRIVAL' | 'HLC';
 export interface Flow { permits: number }

@@ -252,7 +252,7 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
           };
           // Attach first: a refusal (an exclusive subscription in use) must reach the
           // client as the stream's error, not after it was told it is subscribed.
-          subscription = topic.attach(s.subscription, type, s.initialPosition === 'EARLIEST' ? 'earliest' : 'latest', newSink, s.deliveryOrder === 'HLC' ? 'hlc' : 'arrival');
+          subscription = topic.attach(s.subscription, type, s.initialPosition === 'EARLIEST' ? 'earliest' : 'latest', newSink, s.deliveryOrder === 'HLC' ? 'hlc' : 'arrival', s.readCompacted === true);
           sink = newSink;
           call.write({ subscribed: { topic: name.full, subscription: s.subscription, consumerName, region: broker.region } });
           return;

@@ -34,3 +34,29 @@ test('keyed topic: the table holds the latest value per key, a deletion removes 
   const error = await t.throwsAsync(n.admin.topicTable(await n.topic('plain')));
   t.regex(error?.message ?? '', /not keyed/);
 });
+
+test('keyed topic: a compacted read delivers each key’s current value only, and refuses a topic that is not keyed', async (t) => {
+  const n = await startNode();
+  t.teardown(() => n.close());
+  const topic = 'persistent://public/default/prices';
+  await n.admin.createTopic(topic, 0, { keyed: true });
+  const producer = await n.client.createProducer({ topic, producerName: 'feed' });
+  for (const [key, value] of [['gold', '1'], ['silver', '2'], ['gold', '3'], ['copper', '4'], ['silver', '5'], ['gold', '6']] as const) {
+    await producer.send({ key, payload: value });
+  }
+  const compacted = await n.client.subscribe({ topic, subscription: 'latest', initialPosition: 'earliest', readCompacted: true });
+  const got: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const m = await compacted.receive(5000);
+    compacted.ack(m);
+    got.push(`${m.key}=${m.payload.toString()}`);
+  }
+  t.deepEqual(got, ['copper=4', 'silver=5', 'gold=6']);
+  await t.throwsAsync(compacted.receive(300), undefined, 'nothing else');
+  const stats = (await n.admin.topicStats(topic)) as { subscriptions: Record<string, { backlog: number }> };
+  t.is(stats.subscriptions.latest?.backlog, 0, 'superseded versions count as acknowledged');
+  const full = await n.client.subscribe({ topic, subscription: 'everything', initialPosition: 'earliest' });
+  for (let i = 0; i < 6; i++) full.ack(await full.receive(5000));
+  const plain = await n.topic('plain-compacted');
+  await t.throwsAsync(n.client.subscribe({ topic: plain, subscription: 's', readCompacted: true }), { message: /needs a keyed topic/ });
+});

@@ -87,6 +87,19 @@ export class KeyedTable {
     this.#states.set(entry.key, applyVersion(state, version));
   }
 
+  /**
+   * Compacted reads: whether a newer or winning version of the entry's key makes it
+   * obsolete. Entries without a key are never superseded.
+   */
+  isSuperseded(entry: Entry): boolean {
+    if (entry.key === undefined) return false;
+    const state = this.#states.get(entry.key);
+    if (!state) return false;
+    const resolution = resolve(state, this.policy());
+    if (!resolution) return false;
+    return resolution.winner.originRegion !== entry.originRegion || resolution.winner.originPosition !== entry.originPosition;
+  }
+
   rows(): TableRow[] {
     const policy = this.policy();
     const rows: TableRow[] = [];

@@ -132,6 +132,11 @@ export function keyHash(key: string | undefined): number {
 export class Subscription {
   type: SubscriptionType;
   order: DeliveryOrder;
+  /**
+   * Keyed topics: deliver only each key's current version; superseded ones are acked
+   * without delivery (set by the first consumer, like the type).
+   */
+  readCompacted = false;
   ackedBelow: number;
   readonly individualAcks = new Set<number>();
   /** Next offset to read from the log for first delivery. */
@@ -382,6 +387,12 @@ export class Subscription {
     return out;
   }
 
+  /** Entries acked without delivery: acked in another region, or superseded for a compacted read. */
+  #skippable(entry: Entry): boolean {
+    if (this.#remoteAcked.size > 0 && this.#ackedElsewhere(entry)) return true;
+    return this.readCompacted && this.log.isSuperseded?.(entry) === true;
+  }
+
   /** Whether another region acked this entry (replicated subscriptions). */
   #ackedElsewhere(entry: Entry): boolean {
     const f = this.#remoteAcked.get(entry.originRegion);
@@ -554,7 +565,7 @@ export class Subscription {
       for (const entry of entries) {
         this.readPosition = entry.offset + 1;
         if (this.individualAcks.has(entry.offset)) continue;
-        if (this.#remoteAcked.size > 0 && this.#ackedElsewhere(entry)) {
+        if (this.#skippable(entry)) {
           remotelyAcked.push(entry.offset);
           continue;
         }
@@ -652,7 +663,7 @@ export class Subscription {
           this.replay.delete(o);
           continue;
         }
-        if (this.#remoteAcked.size > 0 && this.#ackedElsewhere(entry)) {
+        if (this.#skippable(entry)) {
           this.replay.delete(o);
           remotelyAcked.push(o);
           continue;
@@ -690,7 +701,7 @@ export class Subscription {
           this.readPosition = entry.offset + 1;
           continue;
         }
-        if (this.#remoteAcked.size > 0 && this.#ackedElsewhere(entry)) {
+        if (this.#skippable(entry)) {
           remotelyAcked.push(entry.offset);
           this.readPosition = entry.offset + 1;
           continue;

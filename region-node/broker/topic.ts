@@ -52,6 +52,7 @@ export class Topic {
         at = (entries[entries.length - 1] as { offset: number }).offset + 1;
       }
       log.stageHook = { local: (entry) => table.stampLocal(entry), replicated: (entry) => table.apply(entry, true) };
+      log.isSuperseded = (entry) => table.isSuperseded(entry);
     }
     for (const { subscription, value } of store.loadCursors<PersistedCursor>(log.id)) {
       this.subscriptions.set(subscription, new Subscription(subscription, log, deps, value));
@@ -92,9 +93,13 @@ export class Topic {
     return sub;
   }
 
-  attach(name: string, type: SubscriptionType, initial: 'earliest' | 'latest', sink: ConsumerSink, order: DeliveryOrder = 'arrival'): Subscription {
+  attach(name: string, type: SubscriptionType, initial: 'earliest' | 'latest', sink: ConsumerSink, order: DeliveryOrder = 'arrival', readCompacted = false): Subscription {
     const sub = this.subscription(name, type, initial, true);
-    if (sub.consumerCount === 0) sub.setOrder(order);
+    if (readCompacted && !this.table) throw new AdmqError(ErrorCode.BadRequest, `readCompacted needs a keyed topic; ${this.name} is not keyed`);
+    if (sub.consumerCount === 0) {
+      sub.setOrder(order);
+      sub.readCompacted = readCompacted;
+    }
     else if (sub.order !== order) {
       throw new AdmqError(ErrorCode.SubscriptionTypeMismatch, `subscription "${name}" delivers in ${sub.order} order; cannot attach a consumer asking for ${order}`);
     }

@@ -131,6 +131,8 @@ export class TopicLog {
    * order, so that a local write is stamped with what this region had seen of its key.
    */
   stageHook: { local(entry: Entry): void; replicated(entry: Entry): void } | undefined;
+  /** Keyed topics: whether a later or winning version of the entry's key makes it obsolete (compacted reads). */
+  isSuperseded: ((entry: Entry) => boolean) | undefined;
   /** HLC watermarks per origin learned from idle links' heartbeats (in memory; rebuilt as they come). */
   readonly heartbeatWatermarks = new Map<string, bigint>();
   /** Recently written or read chunks, decoded, by first offset. */
