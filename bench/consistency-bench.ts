@@ -10,7 +10,6 @@ import { createConflictPolicy, formatVersionVector, versionVector } from '../con
 import { Cluster } from '../multi-region-tests/cluster.ts';
 import { KeyedTable } from '../region-node/broker/keyed-table.ts';
 import type { Entry } from '../region-node/storage/entry-codec.ts';
-import { waitFor } from '../test-support/processes.ts';
 
 export interface ConsistencyBenchResult {
   failover: Array<{ syncIntervalMs: number; ackRatePerSecond: number; ackedBeforeKill: number; duplicates: number; missing: number }>;

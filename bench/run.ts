@@ -40,6 +40,10 @@ if (!only || only === 'consistency') {
   });
 }
 if (!only || only === 'tls') {
-  const { runTlsBench } = (await import('./tls-bench.ts')) as { runTlsBench: () => Promise<unknown> };
-  await runTlsBench();
+  // tls.md is curated (before/after rounds, profiles); a run through here writes tls-latest.
+  const { formatTlsBench, runTlsBench } = await import('./tls-bench.ts');
+  await write('tls-latest', async () => {
+    const result = await runTlsBench();
+    return { text: formatTlsBench(result), result };
+  });
 }

@@ -77,8 +77,21 @@ export class Curve {
     return { x, y };
   }
 
-  /** Scalar multiplication in Jacobian coordinates (double-and-add). */
+  /**
+   * Scalar multiplication for a secret scalar. Here it is the reference
+   * double-and-add; the recommended curve overrides it with OpenSSL's
+   * constant-time ladder (sm2.ts).
+   */
   multiply(scalar: bigint, point: Point): Point | null {
+    return this.multiplyPublic(scalar, point);
+  }
+
+  /**
+   * Scalar multiplication in Jacobian coordinates (double-and-add). Its
+   * time depends on the scalar's bits, so it is for public scalars only
+   * (verification, the key exchange's x̄·R) and for the reference.
+   */
+  multiplyPublic(scalar: bigint, point: Point): Point | null {
     const k = mod(scalar, this.params.n);
     if (k === 0n) return null;
     let result: Jacobian | null = null;

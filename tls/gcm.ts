@@ -1,182 +1,246 @@
 /**
  * GCM (NIST SP 800-38D) over any native 128-bit block cipher. Node has no
  * SM4-GCM, so the keystream comes from native `<cipher>-ctr` and the
- * authentication from GHASH implemented here with 4-bit tables (Shoup's
- * method) over two 64-bit BigInt-free halves split into 32-bit words.
+ * authentication from GHASH implemented here.
+ *
+ * GHASH uses Shoup's 8-bit table method: a 256-entry table of the multiples
+ * b·H (4 KiB per key, as 32-bit words in an Int32Array) and a shared
+ * 256-entry reduction table, so one block costs 16 table lookups and 15
+ * byte shifts of a 128-bit value held in four 32-bit locals. Measured here
+ * at ~440 MB/s per core, against ~100 MB/s for the 4-bit method it replaced
+ * and ~160 MB/s for native SM4-CTR, so GHASH is no longer the larger share
+ * of an SM4-GCM record. A 64 KiB table per key (16 per-position tables, no
+ * shifts) measured ~480 MB/s: not worth 16x the memory per connection.
+ *
+ * Table lookups are indexed by data XOR state, so GHASH has the cache-timing
+ * exposure of every table-driven GHASH (OpenSSL's non-CLMUL fallback too).
  *
  * The same code runs with AES so tests can compare it to Node's native
  * aes-128-gcm; a wrong GHASH cannot then hide behind its own round trip.
  */
-import { createCipheriv, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, timingSafeEqual, type Cipher } from 'node:crypto';
 
 export type GcmBlockCipher = 'sm4' | 'aes-128';
 
 export const GCM_TAG_BYTES = 16;
+export const GCM_NONCE_BYTES = 12;
 
-/** 128-bit value held as four 32-bit big-endian words. */
-type Block = [number, number, number, number];
+/** 128-bit value as four 32-bit big-endian words; word 0 holds x^0..x^31. */
+type Words = [number, number, number, number];
 
-function readBlock(bytes: Buffer, offset: number): Block {
-  return [bytes.readUInt32BE(offset), bytes.readUInt32BE(offset + 4), bytes.readUInt32BE(offset + 8), bytes.readUInt32BE(offset + 12)];
+/** Multiplies by x in GCM's reflected bit order (a right shift), reducing by R = 0xE1 || 0^120. */
+function mulX(v: Words): Words {
+  const carry = v[3] & 1;
+  const out: Words = [v[0] >>> 1, (v[1] >>> 1) | (v[0] << 31), (v[2] >>> 1) | (v[1] << 31), (v[3] >>> 1) | (v[2] << 31)];
+  if (carry) out[0] ^= 0xe1000000;
+  return out;
 }
 
-// R = 11100001 || 0^120; the reduction constants for shifting out 4 bits.
-const REDUCE4: number[] = (() => {
-  const table: number[] = [];
-  for (let nibble = 0; nibble < 16; nibble++) {
-    let value = 0;
-    for (let bit = 0; bit < 4; bit++) {
-      if (nibble & (1 << bit)) value ^= 0xe1000000 >>> (3 - bit);
-    }
-    table.push(value >>> 0);
+/**
+ * REDUCE8[b]: what shifting the low byte b out of word 3 (Z·x^8) folds back
+ * into word 0. It is 8 single-bit reductions of (0, 0, 0, b), and it only
+ * ever touches word 0 (R spans 8 bits, shifted by at most 7).
+ */
+const REDUCE8: Int32Array = (() => {
+  const table = new Int32Array(256);
+  for (let byte = 0; byte < 256; byte++) {
+    let value: Words = [0, 0, 0, byte];
+    for (let bit = 0; bit < 8; bit++) value = mulX(value);
+    if (value[1] !== 0 || value[2] !== 0 || value[3] !== 0) throw new Error('GHASH reduction table spills past word 0');
+    table[byte] = value[0];
   }
   return table;
 })();
 
-/** GHASH keyed by H, with a 16-entry table of multiples of H. */
-export class Ghash {
-  private readonly table: Block[] = [];
-  private state: Block = [0, 0, 0, 0];
+/** The per-key table: entry b (4 words at 4·b) is b·H, with the byte's MSB as x^0. */
+export class GhashKey {
+  readonly table = new Int32Array(256 * 4);
 
   constructor(hashKey: Buffer) {
-    const h = readBlock(hashKey, 0);
-    // table[i] = i * H where the 4-bit i is read with its MSB as x^0.
-    const multiples: Block[] = new Array(16);
-    multiples[0] = [0, 0, 0, 0];
-    multiples[8] = h;
-    // multiples[4] = H * x, multiples[2] = H * x^2, multiples[1] = H * x^3.
-    let v: Block = h;
-    for (const index of [4, 2, 1]) {
+    if (hashKey.length !== 16) throw new RangeError(`GHASH key must be 16 bytes, got ${hashKey.length}`);
+    const table = this.table;
+    let v: Words = [hashKey.readInt32BE(0), hashKey.readInt32BE(4), hashKey.readInt32BE(8), hashKey.readInt32BE(12)];
+    // 0x80 -> H, 0x40 -> H·x, ..., 0x01 -> H·x^7; the rest by linearity.
+    for (let bit = 0x80; bit >= 1; bit >>= 1) {
+      table.set(v, bit * 4);
       v = mulX(v);
-      multiples[index] = v;
     }
-    for (const base of [2, 4, 8]) {
+    for (let base = 2; base < 256; base <<= 1) {
       for (let low = 1; low < base; low++) {
-        const a = multiples[base]!;
-        const b = multiples[low]!;
-        multiples[base + low] = [a[0] ^ b[0], a[1] ^ b[1], a[2] ^ b[2], a[3] ^ b[3]];
+        for (let word = 0; word < 4; word++) table[(base + low) * 4 + word] = table[base * 4 + word]! ^ table[low * 4 + word]!;
       }
     }
-    for (let i = 0; i < 16; i++) this.table.push(multiples[i]!);
+  }
+}
+
+/**
+ * Absorbs the whole 16-byte blocks of data[start, end) into `state`
+ * (Horner's rule: state = (state XOR block)·H). Unrolled by hand: the loop
+ * form with a computed byte index measured ~25% slower.
+ */
+function absorbBlocks(m: Int32Array, state: Int32Array, data: Uint8Array, start: number, end: number): void {
+  const r = REDUCE8;
+  let z0 = state[0]!, z1 = state[1]!, z2 = state[2]!, z3 = state[3]!;
+  let i = 0, t = 0;
+  for (let off = start; off + 16 <= end; off += 16) {
+    const x0 = z0 ^ ((data[off]! << 24) | (data[off + 1]! << 16) | (data[off + 2]! << 8) | data[off + 3]!);
+    const x1 = z1 ^ ((data[off + 4]! << 24) | (data[off + 5]! << 16) | (data[off + 6]! << 8) | data[off + 7]!);
+    const x2 = z2 ^ ((data[off + 8]! << 24) | (data[off + 9]! << 16) | (data[off + 10]! << 8) | data[off + 11]!);
+    const x3 = z3 ^ ((data[off + 12]! << 24) | (data[off + 13]! << 16) | (data[off + 14]! << 8) | data[off + 15]!);
+    // Last byte first; between bytes, Z = Z·x^8 (shift right 8, fold back the byte shifted out).
+    i = (x3 & 255) << 2; z0 = m[i]!; z1 = m[i + 1]!; z2 = m[i + 2]!; z3 = m[i + 3]!;
+    t = r[z3 & 255]!; z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ t;
+    i = ((x3 >>> 8) & 255) << 2; z0 ^= m[i]!; z1 ^= m[i + 1]!; z2 ^= m[i + 2]!; z3 ^= m[i + 3]!;
+    t = r[z3 & 255]!; z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ t;
+    i = ((x3 >>> 16) & 255) << 2; z0 ^= m[i]!; z1 ^= m[i + 1]!; z2 ^= m[i + 2]!; z3 ^= m[i + 3]!;
+    t = r[z3 & 255]!; z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ t;
+    i = (x3 >>> 24) << 2; z0 ^= m[i]!; z1 ^= m[i + 1]!; z2 ^= m[i + 2]!; z3 ^= m[i + 3]!;
+    t = r[z3 & 255]!; z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ t;
+    i = (x2 & 255) << 2; z0 ^= m[i]!; z1 ^= m[i + 1]!; z2 ^= m[i + 2]!; z3 ^= m[i + 3]!;
+    t = r[z3 & 255]!; z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ t;
+    i = ((x2 >>> 8) & 255) << 2; z0 ^= m[i]!; z1 ^= m[i + 1]!; z2 ^= m[i + 2]!; z3 ^= m[i + 3]!;
+    t = r[z3 & 255]!; z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ t;
+    i = ((x2 >>> 16) & 255) << 2; z0 ^= m[i]!; z1 ^= m[i + 1]!; z2 ^= m[i + 2]!; z3 ^= m[i + 3]!;
+    t = r[z3 & 255]!; z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ t;
+    i = (x2 >>> 24) << 2; z0 ^= m[i]!; z1 ^= m[i + 1]!; z2 ^= m[i + 2]!; z3 ^= m[i + 3]!;
+    t = r[z3 & 255]!; z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ t;
+    i = (x1 & 255) << 2; z0 ^= m[i]!; z1 ^= m[i + 1]!; z2 ^= m[i + 2]!; z3 ^= m[i + 3]!;
+    t = r[z3 & 255]!; z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ t;
+    i = ((x1 >>> 8) & 255) << 2; z0 ^= m[i]!; z1 ^= m[i + 1]!; z2 ^= m[i + 2]!; z3 ^= m[i + 3]!;
+    t = r[z3 & 255]!; z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ t;
+    i = ((x1 >>> 16) & 255) << 2; z0 ^= m[i]!; z1 ^= m[i + 1]!; z2 ^= m[i + 2]!; z3 ^= m[i + 3]!;
+    t = r[z3 & 255]!; z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ t;
+    i = (x1 >>> 24) << 2; z0 ^= m[i]!; z1 ^= m[i + 1]!; z2 ^= m[i + 2]!; z3 ^= m[i + 3]!;
+    t = r[z3 & 255]!; z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ t;
+    i = (x0 & 255) << 2; z0 ^= m[i]!; z1 ^= m[i + 1]!; z2 ^= m[i + 2]!; z3 ^= m[i + 3]!;
+    t = r[z3 & 255]!; z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ t;
+    i = ((x0 >>> 8) & 255) << 2; z0 ^= m[i]!; z1 ^= m[i + 1]!; z2 ^= m[i + 2]!; z3 ^= m[i + 3]!;
+    t = r[z3 & 255]!; z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ t;
+    i = ((x0 >>> 16) & 255) << 2; z0 ^= m[i]!; z1 ^= m[i + 1]!; z2 ^= m[i + 2]!; z3 ^= m[i + 3]!;
+    t = r[z3 & 255]!; z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ t;
+    i = (x0 >>> 24) << 2; z0 ^= m[i]!; z1 ^= m[i + 1]!; z2 ^= m[i + 2]!; z3 ^= m[i + 3]!;
+  }
+  state[0] = z0;
+  state[1] = z1;
+  state[2] = z2;
+  state[3] = z3;
+}
+
+/** GHASH keyed by H (or a prepared GhashKey, which is what GcmKey shares across records). */
+export class Ghash {
+  private readonly key: GhashKey;
+  private readonly state = new Int32Array(4);
+  private readonly partial = Buffer.alloc(16);
+
+  constructor(hashKey: Buffer | GhashKey) {
+    this.key = hashKey instanceof GhashKey ? hashKey : new GhashKey(hashKey);
+  }
+
+  /** Starts a new hash under the same key. */
+  reset(): this {
+    this.state.fill(0);
+    return this;
   }
 
   /** Absorbs data zero-padded to a multiple of 16 bytes. */
-  update(data: Buffer): void {
+  update(data: Uint8Array): this {
     const full = data.length - (data.length % 16);
-    for (let offset = 0; offset < full; offset += 16) this.absorb(data, offset);
+    absorbBlocks(this.key.table, this.state, data, 0, full);
     if (full < data.length) {
-      const last = Buffer.alloc(16);
-      data.copy(last, 0, full);
-      this.absorb(last, 0);
+      this.partial.fill(0);
+      this.partial.set(data.subarray(full));
+      absorbBlocks(this.key.table, this.state, this.partial, 0, 16);
     }
+    return this;
+  }
+
+  /** Absorbs len(A)·8 || len(C)·8 as two 64-bit big-endian integers. */
+  updateLengths(aadBytes: number, textBytes: number): this {
+    const block = this.partial;
+    block.writeUInt32BE(Math.floor(aadBytes / 0x20000000), 0);
+    block.writeUInt32BE((aadBytes * 8) >>> 0, 4);
+    block.writeUInt32BE(Math.floor(textBytes / 0x20000000), 8);
+    block.writeUInt32BE((textBytes * 8) >>> 0, 12);
+    absorbBlocks(this.key.table, this.state, block, 0, 16);
+    return this;
   }
 
   digest(): Buffer {
-    const out = Buffer.alloc(16);
-    for (let i = 0; i < 4; i++) out.writeUInt32BE(this.state[i]! >>> 0, i * 4);
+    return this.digestInto(Buffer.alloc(16), 0);
+  }
+
+  /** Writes the 16-byte value at `offset`; returns `out`. */
+  digestInto(out: Buffer, offset: number): Buffer {
+    for (let word = 0; word < 4; word++) out.writeInt32BE(this.state[word]!, offset + word * 4);
     return out;
   }
-
-  private absorb(data: Buffer, offset: number): void {
-    const s = this.state;
-    const x0 = (s[0] ^ data.readUInt32BE(offset)) >>> 0;
-    const x1 = (s[1] ^ data.readUInt32BE(offset + 4)) >>> 0;
-    const x2 = (s[2] ^ data.readUInt32BE(offset + 8)) >>> 0;
-    const x3 = (s[3] ^ data.readUInt32BE(offset + 12)) >>> 0;
-    const words = [x0, x1, x2, x3];
-    let z0 = 0, z1 = 0, z2 = 0, z3 = 0;
-    // Horner's rule over the 32 nibbles, last nibble first.
-    for (let word = 3; word >= 0; word--) {
-      const w = words[word]!;
-      for (let shift = 0; shift < 32; shift += 4) {
-        const nibble = (w >>> shift) & 0xf;
-        if (!(word === 3 && shift === 0)) {
-          // Z = Z * x^4: shift right by 4 bits and reduce.
-          const carry = z3 & 0xf;
-          z3 = ((z3 >>> 4) | (z2 << 28)) >>> 0;
-          z2 = ((z2 >>> 4) | (z1 << 28)) >>> 0;
-          z1 = ((z1 >>> 4) | (z0 << 28)) >>> 0;
-          z0 = ((z0 >>> 4) ^ REDUCE4[carry]!) >>> 0;
-        }
-        const m = this.table[nibble]!;
-        z0 = (z0 ^ m[0]) >>> 0;
-        z1 = (z1 ^ m[1]) >>> 0;
-        z2 = (z2 ^ m[2]) >>> 0;
-        z3 = (z3 ^ m[3]) >>> 0;
-      }
-    }
-    this.state = [z0, z1, z2, z3];
-  }
 }
 
-/** Multiplies by x in GCM's reflected bit order (a right shift). */
-function mulX(v: Block): Block {
-  const carry = v[3] & 1;
-  const out: Block = [
-    (v[0] >>> 1) >>> 0,
-    ((v[1] >>> 1) | (v[0] << 31)) >>> 0,
-    ((v[2] >>> 1) | (v[1] << 31)) >>> 0,
-    ((v[3] >>> 1) | (v[2] << 31)) >>> 0,
-  ];
-  if (carry) out[0] = (out[0] ^ 0xe1000000) >>> 0;
-  return out;
-}
-
-function lengthsBlock(aadBytes: number, textBytes: number): Buffer {
-  const block = Buffer.alloc(16);
-  block.writeBigUInt64BE(BigInt(aadBytes) * 8n, 0);
-  block.writeBigUInt64BE(BigInt(textBytes) * 8n, 8);
-  return block;
-}
-
-/** A GCM key: caches H and the GHASH table so per-record cost is low. */
+/**
+ * A GCM key: caches H's table, a GHASH state and an ECB context for
+ * E(K, J0), so per-record cost is one native CTR pass plus GHASH. Not
+ * re-entrant: one GcmKey serves one direction of one connection.
+ */
 export class GcmKey {
-  private readonly hashKey: Buffer;
+  private readonly ghash: Ghash;
+  private readonly ecb: Cipher;
+  private readonly counter = Buffer.alloc(16);
+  private readonly ctrStart = Buffer.alloc(16);
 
   constructor(readonly cipher: GcmBlockCipher, readonly key: Buffer) {
     if (key.length !== 16) throw new RangeError(`GCM key must be 16 bytes, got ${key.length}`);
-    const ecb = createCipheriv(`${cipher}-ecb`, key, null);
-    ecb.setAutoPadding(false);
-    this.hashKey = Buffer.concat([ecb.update(Buffer.alloc(16)), ecb.final()]);
+    // ECB keeps no state between blocks, so one context serves every record.
+    this.ecb = createCipheriv(`${cipher}-ecb`, key, null);
+    this.ecb.setAutoPadding(false);
+    this.ghash = new Ghash(new GhashKey(this.ecb.update(Buffer.alloc(16))));
   }
 
-  private counterBlock(nonce: Buffer): Buffer {
-    if (nonce.length !== 12) throw new RangeError(`GCM nonce must be 12 bytes, got ${nonce.length}`);
-    const j0 = Buffer.alloc(16);
-    nonce.copy(j0, 0);
-    j0.writeUInt32BE(1, 12);
-    return j0;
+  /** J0 = nonce || 0^31 || 1 into `this.counter`. */
+  private setJ0(nonce: Buffer): void {
+    if (nonce.length !== GCM_NONCE_BYTES) throw new RangeError(`GCM nonce must be 12 bytes, got ${nonce.length}`);
+    nonce.copy(this.counter, 0);
+    this.counter.writeUInt32BE(1, 12);
   }
 
-  private tag(j0: Buffer, aad: Buffer, ciphertext: Buffer): Buffer {
-    const ghash = new Ghash(this.hashKey);
-    ghash.update(aad);
-    ghash.update(ciphertext);
-    ghash.update(lengthsBlock(aad.length, ciphertext.length));
-    // E(K, J0) XOR S: run CTR over S starting at J0.
-    const ctr = createCipheriv(`${this.cipher}-ctr`, this.key, j0);
-    return ctr.update(ghash.digest());
+  /** The tag over (aad, ciphertext) for the J0 in `this.counter`, written to out[offset, offset+16). */
+  private tagInto(aad: Buffer, ciphertext: Uint8Array, out: Buffer, offset: number): void {
+    this.ghash.reset().update(aad).update(ciphertext).updateLengths(aad.length, ciphertext.length).digestInto(out, offset);
+    const mask = this.ecb.update(this.counter);
+    for (let i = 0; i < 16; i++) out[offset + i] = out[offset + i]! ^ mask[i]!;
   }
 
-  private ctr(j0: Buffer, data: Buffer): Buffer {
-    const start = Buffer.from(j0);
-    start.writeUInt32BE((j0.readUInt32BE(12) + 1) >>> 0, 12);
-    const ctr = createCipheriv(`${this.cipher}-ctr`, this.key, start);
-    return Buffer.concat([ctr.update(data), ctr.final()]);
+  /** CTR from J0 + 1 (inc32) over `data`. */
+  private ctr(data: Uint8Array): Buffer {
+    const start = this.ctrStart;
+    this.counter.copy(start);
+    start.writeUInt32BE((this.counter.readUInt32BE(12) + 1) >>> 0, 12);
+    return createCipheriv(`${this.cipher}-ctr`, this.key, start).update(data);
+  }
+
+  /**
+   * Encrypts `plaintext` into out[offset, offset + length) and writes the tag
+   * right after it (out[offset + length, + 16)).
+   */
+  sealInto(nonce: Buffer, plaintext: Uint8Array, aad: Buffer, out: Buffer, offset: number): void {
+    this.setJ0(nonce);
+    const ciphertext = this.ctr(plaintext);
+    ciphertext.copy(out, offset);
+    this.tagInto(aad, ciphertext, out, offset + ciphertext.length);
   }
 
   seal(nonce: Buffer, plaintext: Buffer, aad: Buffer): { ciphertext: Buffer; tag: Buffer } {
-    const j0 = this.counterBlock(nonce);
-    const ciphertext = this.ctr(j0, plaintext);
-    return { ciphertext, tag: this.tag(j0, aad, ciphertext) };
+    const out = Buffer.alloc(plaintext.length + GCM_TAG_BYTES);
+    this.sealInto(nonce, plaintext, aad, out, 0);
+    return { ciphertext: out.subarray(0, plaintext.length), tag: out.subarray(plaintext.length) };
   }
 
-  /** Returns null when the tag does not verify. */
-  open(nonce: Buffer, ciphertext: Buffer, tag: Buffer, aad: Buffer): Buffer | null {
+  /** Returns null when the tag does not verify; decrypts only after it did. */
+  open(nonce: Buffer, ciphertext: Uint8Array, tag: Uint8Array, aad: Buffer): Buffer | null {
     if (tag.length !== GCM_TAG_BYTES) return null;
-    const j0 = this.counterBlock(nonce);
-    const expected = this.tag(j0, aad, ciphertext);
+    this.setJ0(nonce);
+    const expected = Buffer.allocUnsafe(16);
+    this.tagInto(aad, ciphertext, expected, 0);
     if (!timingSafeEqual(expected, tag)) return null;
-    return this.ctr(j0, ciphertext);
+    return this.ctr(ciphertext);
   }
 }

@@ -133,6 +133,37 @@ test('gcm: SM4-GCM agrees with sm-crypto-v2 GCM on random inputs', (t) => {
   }
 });
 
+// GHASH values published with the GCM specification (McGrew and Viega,
+// "The Galois/Counter Mode of Operation", test cases 2, 3 and 4).
+test('ghash: GCM specification test cases 2, 3 and 4', (t) => {
+  const ghash = (h: string, aad: string, ciphertext: string): string => {
+    const a = hex(aad);
+    const c = hex(ciphertext);
+    return new Ghash(hex(h)).update(a).update(c).updateLengths(a.length, c.length).digest().toString('hex');
+  };
+  t.is(ghash('66e94bd4ef8a2c3b884cfa59ca342b2e', '', '0388dace60b6a392f328c2b971b2fe78'), 'f38cbb1ad69223dcc3457ae5b6b0f885');
+  const c3 = '42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985';
+  t.is(ghash('b83b533708bf535d0aa6e52980d53b78', '', c3), '7f1b32b81b820d02614f8895ac1d4eac');
+  t.is(ghash('b83b533708bf535d0aa6e52980d53b78', 'feedfacedeadbeeffeedfacedeadbeefabaddad2', c3.slice(0, 120)), '698e57f70e6ecc7fd9463b7260a9ae5f');
+});
+
+test('ghash: equals OpenSSL\'s GHASH (tag XOR E(K, J0) of native aes-128-gcm) for lengths 0-80 and 16 KiB', (t) => {
+  for (const length of [...Array.from({ length: 81 }, (_, i) => i), 16_384, 16_383]) {
+    const key = randomBytes(16);
+    const nonce = randomBytes(12);
+    const aad = randomBytes(length % 29);
+    const native = createCipheriv('aes-128-gcm', key, nonce);
+    native.setAAD(aad);
+    const ciphertext = Buffer.concat([native.update(randomBytes(length)), native.final()]);
+    const ecb = createCipheriv('aes-128-ecb', key, null);
+    ecb.setAutoPadding(false);
+    const h = ecb.update(Buffer.alloc(16));
+    const mask = ecb.update(Buffer.concat([nonce, Buffer.from([0, 0, 0, 1])]));
+    const expected = Buffer.from(native.getAuthTag().map((byte, i) => byte ^ mask[i]!));
+    t.deepEqual(new Ghash(h).update(aad).update(ciphertext).updateLengths(aad.length, ciphertext.length).digest(), expected, `length ${length}`);
+  }
+});
+
 test('ghash: absorbing in pieces equals absorbing padded blocks', (t) => {
   const h = randomBytes(16);
   const data = randomBytes(48);
@@ -212,7 +243,7 @@ test('sm2 encrypt: GB/T 32918.5 Annex C recommended-curve example', (t) => {
   const keyPair = sm2KeyPairFromPrivate(annexPrivateKey);
   const ciphertext = sm2EncryptWith(sm2Curve, keyPair.publicKey, Buffer.from('encryption standard'), () => annexK);
   t.deepEqual(encodeSm2Ciphertext(ciphertext), annexCiphertext);
-  // sm-crypto-v2 (the production decryptor) reads the published ciphertext.
+  // The production decryptor (OpenSSL ladder + y recovery) reads the published ciphertext.
   t.is(sm2Decrypt(keyPair.privateKey, annexCiphertext)?.toString(), 'encryption standard');
   const tampered = Buffer.from(annexCiphertext);
   tampered[tampered.length - 1] = tampered[tampered.length - 1]! ^ 1;
@@ -227,6 +258,29 @@ test('sm2 encrypt: library ciphertexts decrypt with the reference code', (t) => 
   t.truthy(parsed);
   t.deepEqual(sm2DecryptWith(referenceSm2Curve, keyPair.privateKey, parsed!), premaster);
   t.is(sm2Decrypt(keyPair.privateKey, Buffer.from('3003020100', 'hex')), null);
+});
+
+test('sm2 curve: native multiplication (OpenSSL ladder + y recovery) equals the reference double-and-add', (t) => {
+  const n = SM2_CURVE_PARAMS.n;
+  const points = [sm2Curve.g, ...Array.from({ length: 4 }, () => referenceSm2Curve.decodePoint(generateSm2KeyPair().publicKey)!)];
+  const scalars = [1n, 2n, 3n, n - 3n, n - 2n, n - 1n, n, n + 5n, ...Array.from({ length: 6 }, () => bytesToBigInt(randomBytes(32)))];
+  for (const point of points) {
+    for (const scalar of scalars) {
+      t.deepEqual(sm2Curve.multiply(scalar, point), referenceSm2Curve.multiply(scalar, point), `k = ${scalar.toString(16)}`);
+    }
+  }
+});
+
+test('sm2 decrypt: the y of [d]C1 is recovered exactly (C1 negated is rejected)', (t) => {
+  const keyPair = generateSm2KeyPair();
+  const message = randomBytes(48);
+  const parsed = decodeSm2Ciphertext(sm2Encrypt(keyPair.publicKey, message))!;
+  t.deepEqual(sm2Decrypt(keyPair.privateKey, encodeSm2Ciphertext(parsed)), message);
+  const negated = encodeSm2Ciphertext({ ...parsed, c1: { x: parsed.c1.x, y: SM2_CURVE_PARAMS.p - parsed.c1.y } });
+  t.is(sm2Decrypt(keyPair.privateKey, negated), null);
+  t.is(sm2DecryptWith(referenceSm2Curve, keyPair.privateKey, decodeSm2Ciphertext(negated)!), null);
+  const offCurve = encodeSm2Ciphertext({ ...parsed, c1: { x: parsed.c1.x, y: parsed.c1.y ^ 1n } });
+  t.is(sm2Decrypt(keyPair.privateKey, offCurve), null);
 });
 
 test('sm2 key exchange: GM/T 0003.3 / GB/T 32918.3 test-curve example (128-bit key)', (t) => {
@@ -253,6 +307,8 @@ test('sm2 key exchange: recommended curve agrees with sm-crypto-v2 calculateShar
     { privateKey: clientEphemeral.privateKey.toString('hex'), publicKey: clientEphemeral.publicKey.toString('hex') },
     server.publicKey.toString('hex'), serverEphemeral.publicKey.toString('hex'), 48, true);
   t.is(Buffer.from(theirs).toString('hex'), ours.toString('hex'));
+  const reference = sm2KeyExchange({ curve: referenceSm2Curve, initiator: false, self: client, selfEphemeral: clientEphemeral, peerPublicKey: server.publicKey, peerEphemeralPublicKey: serverEphemeral.publicKey, keyBytes: 48 });
+  t.is(reference.toString('hex'), ours.toString('hex'));
 });
 
 test('sm3: native digest equals createHash("sm3") of concatenated parts', (t) => {

@@ -10,10 +10,9 @@
  *   sequence number); AAD = seq_num || type || version || plaintext length;
  *   fragment = explicit(8) || ciphertext || tag(16).
  */
-import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual, type Cipher, type Decipher } from 'node:crypto';
 import { AlertDescription, TlcpRecordError } from './errors.ts';
-import { GcmKey, GCM_TAG_BYTES } from './gcm.ts';
-import { hmacSm3 } from './sm3.ts';
+import { GcmKey, GCM_NONCE_BYTES, GCM_TAG_BYTES } from './gcm.ts';
 
 export const TLCP_VERSION = 0x0101;
 
@@ -66,20 +65,22 @@ export interface TlcpRecord {
 /**
  * Splits a byte stream into records. Bounded: a header announcing more than
  * RECORD_CIPHERTEXT_BYTES_MAX fails at once with record_overflow instead of
- * buffering.
+ * buffering. Chunks are joined only when a record straddles them, and then
+ * only once the whole record is there.
  */
 export class RecordParser {
   private buffered: Buffer[] = [];
   private bufferedBytes = 0;
 
   push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
     this.buffered.push(chunk);
     this.bufferedBytes += chunk.length;
   }
 
   next(): TlcpRecord | null {
     if (this.bufferedBytes < RECORD_HEADER_BYTES) return null;
-    if (this.buffered.length > 1) this.buffered = [Buffer.concat(this.buffered)];
+    if (this.buffered[0]!.length < RECORD_HEADER_BYTES) this.join();
     const data = this.buffered[0]!;
     const type = data[0]!;
     const version = data.readUInt16BE(1);
@@ -94,33 +95,74 @@ export class RecordParser {
     if (length > RECORD_CIPHERTEXT_BYTES_MAX) {
       throw new TlcpRecordError(`record of ${length} bytes exceeds ${RECORD_CIPHERTEXT_BYTES_MAX}`, AlertDescription.record_overflow);
     }
-    if (data.length < RECORD_HEADER_BYTES + length) return null;
-    const fragment = data.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + length);
-    const rest = data.subarray(RECORD_HEADER_BYTES + length);
-    this.buffered = rest.length > 0 ? [rest] : [];
-    this.bufferedBytes = rest.length;
+    const recordBytes = RECORD_HEADER_BYTES + length;
+    if (this.bufferedBytes < recordBytes) return null;
+    const whole = data.length >= recordBytes ? data : this.join();
+    const fragment = whole.subarray(RECORD_HEADER_BYTES, recordBytes);
+    if (whole.length === recordBytes) this.buffered.shift();
+    else this.buffered[0] = whole.subarray(recordBytes);
+    this.bufferedBytes -= recordBytes;
     return { type, version, fragment };
+  }
+
+  /** Joins every buffered chunk into one; returns it. */
+  private join(): Buffer {
+    const joined = Buffer.concat(this.buffered, this.bufferedBytes);
+    this.buffered = [joined];
+    return joined;
   }
 }
 
 export function encodeRecordHeader(type: number, length: number): Buffer {
   const header = Buffer.alloc(RECORD_HEADER_BYTES);
-  header[0] = type;
-  header.writeUInt16BE(TLCP_VERSION, 1);
-  header.writeUInt16BE(length, 3);
+  writeRecordHeader(header, 0, type, length);
   return header;
 }
 
+function writeRecordHeader(out: Buffer, offset: number, type: number, length: number): void {
+  out[offset] = type;
+  out.writeUInt16BE(TLCP_VERSION, offset + 1);
+  out.writeUInt16BE(length, offset + 3);
+}
+
 export interface RecordProtection {
-  /** Returns the protected fragment for one plaintext fragment. */
-  seal(type: number, plaintext: Buffer): Buffer;
+  /** Length of the protected fragment of a plaintext of `plaintextBytes`. */
+  sealedBytes(plaintextBytes: number): number;
+  /** Writes the protected fragment of one plaintext fragment at out[offset, offset + sealedBytes). */
+  sealInto(type: number, plaintext: Buffer, out: Buffer, offset: number): void;
   /** Returns the plaintext or throws TlcpRecordError(bad_record_mac). */
   open(type: number, fragment: Buffer): Buffer;
 }
 
+/**
+ * Protects `data` as records of at most 2^14 plaintext bytes and returns
+ * them, headers included, in one buffer: one allocation and one transport
+ * write per flush, however many records.
+ */
+export function sealRecords(protection: RecordProtection, type: number, data: Buffer): Buffer {
+  const count = Math.ceil(data.length / RECORD_PLAINTEXT_BYTES_MAX);
+  let total = 0;
+  for (let index = 0; index < count; index++) {
+    total += RECORD_HEADER_BYTES + protection.sealedBytes(Math.min(RECORD_PLAINTEXT_BYTES_MAX, data.length - index * RECORD_PLAINTEXT_BYTES_MAX));
+  }
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (let index = 0; index < count; index++) {
+    const plaintext = data.subarray(index * RECORD_PLAINTEXT_BYTES_MAX, (index + 1) * RECORD_PLAINTEXT_BYTES_MAX);
+    const sealedBytes = protection.sealedBytes(plaintext.length);
+    writeRecordHeader(out, at, type, sealedBytes);
+    protection.sealInto(type, plaintext, out, at + RECORD_HEADER_BYTES);
+    at += RECORD_HEADER_BYTES + sealedBytes;
+  }
+  return out;
+}
+
 export class NullProtection implements RecordProtection {
-  seal(_type: number, plaintext: Buffer): Buffer {
-    return plaintext;
+  sealedBytes(plaintextBytes: number): number {
+    return plaintextBytes;
+  }
+  sealInto(_type: number, plaintext: Buffer, out: Buffer, offset: number): void {
+    plaintext.copy(out, offset);
   }
   open(_type: number, fragment: Buffer): Buffer {
     if (fragment.length > RECORD_PLAINTEXT_BYTES_MAX) throw new TlcpRecordError('plaintext record too long', AlertDescription.record_overflow);
@@ -128,68 +170,127 @@ export class NullProtection implements RecordProtection {
   }
 }
 
-function sequenceBytes(sequence: bigint): Buffer {
-  const bytes = Buffer.alloc(8);
-  bytes.writeBigUInt64BE(sequence);
-  return bytes;
-}
-
-function macHeader(sequence: bigint, type: number, length: number): Buffer {
-  const header = Buffer.alloc(13);
-  header.writeBigUInt64BE(sequence, 0);
-  header[8] = type;
-  header.writeUInt16BE(TLCP_VERSION, 9);
-  header.writeUInt16BE(length, 11);
-  return header;
-}
-
-const SEQUENCE_MAX = (1n << 64n) - 1n;
-
-export class CbcProtection implements RecordProtection {
-  private sequence = 0n;
-  constructor(private readonly encKey: Buffer, private readonly macKey: Buffer) {}
-
-  private nextSequence(): bigint {
-    const value = this.sequence;
-    // The sequence number must not wrap (RFC 5246 §6.1); a connection that
-    // sent 2^64 records is an invariant failure, not an operating error.
-    if (value === SEQUENCE_MAX) throw new Error('TLCP sequence number exhausted');
-    this.sequence += 1n;
+/**
+ * Record sequence numbers. RFC 5246 §6.1 forbids wrapping at 2^64; a Number
+ * counts exactly to 2^53, and a connection that sent 2^53 records (2^67
+ * bytes) is a broken invariant, not an operating error.
+ */
+class SequenceCounter {
+  private value = 0;
+  next(): number {
+    const value = this.value;
+    if (value >= Number.MAX_SAFE_INTEGER) throw new Error('TLCP sequence number exhausted');
+    this.value = value + 1;
     return value;
   }
+}
 
-  seal(type: number, plaintext: Buffer): Buffer {
-    const sequence = this.nextSequence();
-    const mac = hmacSm3(this.macKey, macHeader(sequence, type, plaintext.length), plaintext);
-    const unpadded = plaintext.length + mac.length + 1;
-    const padLength = (16 - (unpadded % 16)) % 16;
-    const padding = Buffer.alloc(padLength + 1, padLength);
-    const iv = randomBytes(16);
-    const cipher = createCipheriv('sm4-cbc', this.encKey, iv);
-    cipher.setAutoPadding(false);
-    return Buffer.concat([iv, cipher.update(plaintext), cipher.update(mac), cipher.update(padding), cipher.final()]);
+function writeSequence(out: Buffer, offset: number, sequence: number): void {
+  out.writeUInt32BE(Math.floor(sequence / 0x1_0000_0000), offset);
+  out.writeUInt32BE(sequence >>> 0, offset + 4);
+}
+
+/** seq_num(8) || type(1) || version(2) || length(2): the MAC header and the GCM AAD. */
+function writeMacHeader(out: Buffer, sequence: number, type: number, length: number): Buffer {
+  writeSequence(out, 0, sequence);
+  out[8] = type;
+  out.writeUInt16BE(TLCP_VERSION, 9);
+  out.writeUInt16BE(length, 11);
+  return out;
+}
+
+const MAC_BYTES = 32;
+const BLOCK_BYTES = 16;
+const RANDOM_POOL_BYTES = 4096;
+
+/**
+ * CBC suites: MAC-then-encrypt with an explicit IV per record.
+ *
+ * Both directions keep one SM4-CBC context for the whole connection instead
+ * of one per record (RFC 4346 §6.2.3.2 option 2b). Sending, each record
+ * starts with a fresh random block R: the first ciphertext block,
+ * E(R XOR previous ciphertext block), is the record's IV, as unpredictable
+ * as R, and the rest of the record chains from it, which is exactly
+ * SM4-CBC(IV, fragment). Receiving, the record's IV block is fed through the
+ * running context and its output dropped: CBC decryption of each block
+ * depends only on that block and the one before, so every other block comes
+ * out as with a fresh context keyed by the record's IV. On the wire nothing
+ * changes, for any peer.
+ */
+export class CbcProtection implements RecordProtection {
+  private readonly sequence = new SequenceCounter();
+  private readonly macHeader = Buffer.alloc(13);
+  /** Created on first use: one instance only ever seals or only ever opens. */
+  private encryptor: Cipher | undefined;
+  private decryptor: Decipher | undefined;
+  private randomPool = Buffer.alloc(0);
+  private randomOffset = 0;
+
+  constructor(private readonly encKey: Buffer, private readonly macKey: Buffer) {}
+
+  sealedBytes(plaintextBytes: number): number {
+    const unpadded = plaintextBytes + MAC_BYTES + 1;
+    return BLOCK_BYTES + unpadded + ((BLOCK_BYTES - (unpadded % BLOCK_BYTES)) % BLOCK_BYTES);
+  }
+
+  private randomBlock(): Buffer {
+    if (this.randomOffset + BLOCK_BYTES > this.randomPool.length) {
+      this.randomPool = randomBytes(RANDOM_POOL_BYTES);
+      this.randomOffset = 0;
+    }
+    const block = this.randomPool.subarray(this.randomOffset, this.randomOffset + BLOCK_BYTES);
+    this.randomOffset += BLOCK_BYTES;
+    return block;
+  }
+
+  sealInto(type: number, plaintext: Buffer, out: Buffer, offset: number): void {
+    const sequence = this.sequence.next();
+    const hmac = createHmac('sm3', this.macKey);
+    hmac.update(writeMacHeader(this.macHeader, sequence, type, plaintext.length));
+    hmac.update(plaintext);
+    const unpadded = plaintext.length + MAC_BYTES + 1;
+    const padLength = (BLOCK_BYTES - (unpadded % BLOCK_BYTES)) % BLOCK_BYTES;
+    const trailer = Buffer.allocUnsafe(MAC_BYTES + padLength + 1);
+    hmac.digest().copy(trailer, 0);
+    trailer.fill(padLength, MAC_BYTES);
+    if (this.encryptor === undefined) {
+      // The context's own IV only whitens the first record's R.
+      this.encryptor = createCipheriv('sm4-cbc', this.encKey, randomBytes(BLOCK_BYTES));
+      this.encryptor.setAutoPadding(false);
+    }
+    let at = offset;
+    at += this.encryptor.update(this.randomBlock()).copy(out, at);
+    at += this.encryptor.update(plaintext).copy(out, at);
+    at += this.encryptor.update(trailer).copy(out, at);
+    // Every record is whole blocks, so the context never carries a partial block across records.
+    if (at - offset !== this.sealedBytes(plaintext.length)) throw new Error('CBC record is not a whole number of blocks');
   }
 
   open(type: number, fragment: Buffer): Buffer {
-    const sequence = this.nextSequence();
-    if (fragment.length < 16 + 48 || (fragment.length - 16) % 16 !== 0) {
+    const sequence = this.sequence.next();
+    if (fragment.length < BLOCK_BYTES + 48 || fragment.length % BLOCK_BYTES !== 0) {
       throw new TlcpRecordError(`CBC record length ${fragment.length} is invalid`, AlertDescription.bad_record_mac);
     }
-    const decipher = createDecipheriv('sm4-cbc', this.encKey, fragment.subarray(0, 16));
-    decipher.setAutoPadding(false);
-    const decrypted = Buffer.concat([decipher.update(fragment.subarray(16)), decipher.final()]);
+    if (this.decryptor === undefined) {
+      this.decryptor = createDecipheriv('sm4-cbc', this.encKey, Buffer.alloc(BLOCK_BYTES));
+      this.decryptor.setAutoPadding(false);
+    }
+    const decrypted = this.decryptor.update(fragment).subarray(BLOCK_BYTES);
+    if (decrypted.length !== fragment.length - BLOCK_BYTES) throw new Error('SM4-CBC decryption held back data');
     const padLength = decrypted[decrypted.length - 1]!;
     // Check padding and MAC together and report one alert for both, so the
     // peer learns nothing about which failed (RFC 5246 §6.2.3.2).
-    let good = padLength + 1 + 32 <= decrypted.length;
-    const contentLength = good ? decrypted.length - padLength - 1 - 32 : 0;
+    let good = padLength + 1 + MAC_BYTES <= decrypted.length;
+    const contentLength = good ? decrypted.length - padLength - 1 - MAC_BYTES : 0;
     if (good) {
       for (let i = decrypted.length - padLength - 1; i < decrypted.length; i++) if (decrypted[i] !== padLength) good = false;
     }
     const content = decrypted.subarray(0, contentLength);
-    const receivedMac = good ? decrypted.subarray(contentLength, contentLength + 32) : Buffer.alloc(32);
-    const expectedMac = hmacSm3(this.macKey, macHeader(sequence, type, content.length), content);
-    if (!timingSafeEqual(receivedMac, expectedMac) || !good) {
+    const receivedMac = good ? decrypted.subarray(contentLength, contentLength + MAC_BYTES) : Buffer.alloc(MAC_BYTES);
+    const hmac = createHmac('sm3', this.macKey);
+    hmac.update(writeMacHeader(this.macHeader, sequence, type, content.length));
+    hmac.update(content);
+    if (!timingSafeEqual(receivedMac, hmac.digest()) || !good) {
       throw new TlcpRecordError('record MAC or padding check failed', AlertDescription.bad_record_mac);
     }
     if (content.length > RECORD_PLAINTEXT_BYTES_MAX) throw new TlcpRecordError('decrypted record too long', AlertDescription.record_overflow);
@@ -197,34 +298,38 @@ export class CbcProtection implements RecordProtection {
   }
 }
 
+const EXPLICIT_NONCE_BYTES = 8;
+
 export class GcmProtection implements RecordProtection {
-  private sequence = 0n;
+  private readonly sequence = new SequenceCounter();
   private readonly key: GcmKey;
-  constructor(encKey: Buffer, private readonly salt: Buffer) {
+  private readonly nonce = Buffer.alloc(GCM_NONCE_BYTES);
+  private readonly aad = Buffer.alloc(13);
+
+  constructor(encKey: Buffer, salt: Buffer) {
     this.key = new GcmKey('sm4', encKey);
+    salt.copy(this.nonce, 0, 0, GCM_NONCE_BYTES - EXPLICIT_NONCE_BYTES);
   }
 
-  private nextSequence(): bigint {
-    const value = this.sequence;
-    if (value === SEQUENCE_MAX) throw new Error('TLCP sequence number exhausted');
-    this.sequence += 1n;
-    return value;
+  sealedBytes(plaintextBytes: number): number {
+    return EXPLICIT_NONCE_BYTES + plaintextBytes + GCM_TAG_BYTES;
   }
 
-  seal(type: number, plaintext: Buffer): Buffer {
-    const sequence = this.nextSequence();
-    const explicit = sequenceBytes(sequence);
-    const sealed = this.key.seal(Buffer.concat([this.salt, explicit]), plaintext, macHeader(sequence, type, plaintext.length));
-    return Buffer.concat([explicit, sealed.ciphertext, sealed.tag]);
+  sealInto(type: number, plaintext: Buffer, out: Buffer, offset: number): void {
+    const sequence = this.sequence.next();
+    // The explicit nonce is the sequence number: unique per key, as GCM requires.
+    writeSequence(this.nonce, GCM_NONCE_BYTES - EXPLICIT_NONCE_BYTES, sequence);
+    this.nonce.copy(out, offset, GCM_NONCE_BYTES - EXPLICIT_NONCE_BYTES);
+    this.key.sealInto(this.nonce, plaintext, writeMacHeader(this.aad, sequence, type, plaintext.length), out, offset + EXPLICIT_NONCE_BYTES);
   }
 
   open(type: number, fragment: Buffer): Buffer {
-    const sequence = this.nextSequence();
-    if (fragment.length < 8 + GCM_TAG_BYTES) throw new TlcpRecordError(`GCM record length ${fragment.length} is too short`, AlertDescription.bad_record_mac);
-    const explicit = fragment.subarray(0, 8);
-    const ciphertext = fragment.subarray(8, fragment.length - GCM_TAG_BYTES);
+    const sequence = this.sequence.next();
+    if (fragment.length < EXPLICIT_NONCE_BYTES + GCM_TAG_BYTES) throw new TlcpRecordError(`GCM record length ${fragment.length} is too short`, AlertDescription.bad_record_mac);
+    fragment.copy(this.nonce, GCM_NONCE_BYTES - EXPLICIT_NONCE_BYTES, 0, EXPLICIT_NONCE_BYTES);
+    const ciphertext = fragment.subarray(EXPLICIT_NONCE_BYTES, fragment.length - GCM_TAG_BYTES);
     const tag = fragment.subarray(fragment.length - GCM_TAG_BYTES);
-    const plaintext = this.key.open(Buffer.concat([this.salt, explicit]), ciphertext, tag, macHeader(sequence, type, ciphertext.length));
+    const plaintext = this.key.open(this.nonce, ciphertext, tag, writeMacHeader(this.aad, sequence, type, ciphertext.length));
     if (plaintext === null) throw new TlcpRecordError('record GCM tag check failed', AlertDescription.bad_record_mac);
     if (plaintext.length > RECORD_PLAINTEXT_BYTES_MAX) throw new TlcpRecordError('decrypted record too long', AlertDescription.record_overflow);
     return plaintext;

@@ -61,13 +61,12 @@ import {
   CIPHER_SUITES,
   ContentType,
   NullProtection,
-  RECORD_PLAINTEXT_BYTES_MAX,
   RecordParser,
   TLCP_VERSION,
   cipherSuiteByName,
-  encodeRecordHeader,
   keyBlockBytes,
   protectionFromKeyBlock,
+  sealRecords,
   type CipherSuite,
   type RecordProtection,
   type TlcpRecord,
@@ -202,6 +201,14 @@ export function classifyPeerCertificates(ders: readonly Buffer[]): PeerCertifica
 }
 
 let socketCounter = 0;
+
+/**
+ * Encrypted bytes a connection lets the transport buffer before a write
+ * waits for 'drain'. Above the socket's own 16 KiB mark so that sealing the
+ * next write overlaps sending this one; bounded so that a slow peer costs
+ * at most this much memory per connection (plus one write being sealed).
+ */
+export const TRANSPORT_BUFFERED_BYTES_MAX = 1024 * 1024;
 
 export class TlcpSocket extends Duplex {
   /** Negotiated suite name, once the handshake has finished. */
@@ -428,8 +435,7 @@ export class TlcpSocket extends Duplex {
    * the handshake next waits for the peer; afterwards they go out at once.
    */
   private writeRecord(type: number, plaintext: Buffer): void {
-    const fragment = this.writeProtection.seal(type, plaintext);
-    this.outbox.push(encodeRecordHeader(type, fragment.length), fragment);
+    this.outbox.push(sealRecords(this.writeProtection, type, plaintext));
     if (this.handshakeDone) this.flushOutbox();
   }
 
@@ -443,9 +449,7 @@ export class TlcpSocket extends Duplex {
   private writeHandshake(type: number, body: Buffer): void {
     const message = encodeHandshake(type, body);
     this.transcript.push(message);
-    for (let offset = 0; offset < message.length; offset += RECORD_PLAINTEXT_BYTES_MAX) {
-      this.writeRecord(ContentType.handshake, message.subarray(offset, offset + RECORD_PLAINTEXT_BYTES_MAX));
-    }
+    this.writeRecord(ContentType.handshake, message);
   }
 
   private sendAlert(level: 1 | 2, description: number): void {
@@ -484,12 +488,12 @@ export class TlcpSocket extends Duplex {
       return;
     }
     try {
-      const records: Buffer[] = [];
-      for (let offset = 0; offset < data.length; offset += RECORD_PLAINTEXT_BYTES_MAX) {
-        const fragment = this.writeProtection.seal(ContentType.application_data, data.subarray(offset, offset + RECORD_PLAINTEXT_BYTES_MAX));
-        records.push(encodeRecordHeader(ContentType.application_data, fragment.length), fragment);
-      }
-      if (this.transport.write(Buffer.concat(records))) callback();
+      const records = sealRecords(this.writeProtection, ContentType.application_data, data);
+      const belowMark = records.length === 0 || this.transport.write(records);
+      // Take the next write while the kernel and the peer work on this one
+      // (sealing and sending overlap); wait for 'drain' only once the
+      // transport holds TRANSPORT_BUFFERED_BYTES_MAX.
+      if (belowMark || this.transport.writableLength < TRANSPORT_BUFFERED_BYTES_MAX) callback();
       else this.transport.once('drain', () => callback());
     } catch (error) {
       callback(error as Error);
