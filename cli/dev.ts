@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { createCa, issueDoubleCertificate, writeIssued, loadIssued } from '../tls/index.ts';
+import { createCa, issueDoubleCertificate, writeIssued, loadIssued, writeStandardRegionCertificate } from '../tls/index.ts';
 
 export const DEV_REGIONS = ['shanghai', 'beijing', 'shenzhen'];
 const CLI = fileURLToPath(new URL('./admq.mjs', import.meta.url));
@@ -18,7 +18,7 @@ export interface DevLayout {
 }
 
 /** Writes certificates (if missing) and the topology of a local multi-region deployment. */
-export async function prepareDev(options: { dir: string; regions: string[]; basePort: number; transport: 'tlcp' | 'insecure' }): Promise<DevLayout> {
+export async function prepareDev(options: { dir: string; regions: string[]; basePort: number; transport: 'tlcp' | 'tls' | 'insecure' }): Promise<DevLayout> {
   const dir = resolve(options.dir);
   mkdirSync(dir, { recursive: true });
   const certDir = join(dir, 'certs');
@@ -36,6 +36,11 @@ export async function prepareDev(options: { dir: string; regions: string[]; base
       await writeIssued(certDir, `${region}-enc`, pair.enc);
     }
   }
+  if (options.transport === 'tls') {
+    for (const region of options.regions) {
+      if (!existsSync(join(certDir, `${region}-tls.crt`))) await writeStandardRegionCertificate(certDir, region);
+    }
+  }
   const regions = options.regions.map((name, i) => ({
     name,
     grpc: `127.0.0.1:${options.basePort + i}`,
@@ -44,7 +49,7 @@ export async function prepareDev(options: { dir: string; regions: string[]; base
   }));
   const topology = {
     regions: Object.fromEntries(regions.map((r) => [r.name, { grpc: r.grpc, admin: r.admin, replication: r.replication, dataDir: r.name }])),
-    transport: options.transport === 'tlcp' ? { kind: 'tlcp', certDir: 'certs' } : { kind: 'insecure' },
+    transport: options.transport === 'insecure' ? { kind: 'insecure' } : { kind: options.transport, certDir: 'certs' },
     tenants: { public: { allowedRegions: options.regions, homeRegion: options.regions[0] } },
     namespaces: { 'public/default': { replicationSet: options.regions } },
   };

@@ -13,7 +13,7 @@ export interface ClusterOptions {
   regions: string[];
   /** Undirected links; default full mesh. */
   links?: Array<[string, string]>;
-  transport?: 'tlcp' | 'insecure';
+  transport?: 'tlcp' | 'tls' | 'insecure';
   tenants?: Record<string, { allowedRegions: string[]; homeRegion?: string }>;
   namespaces?: Record<string, { replicationSet: string[]; conflictPolicy?: unknown }>;
   maxClockOffsetMs?: number;
@@ -56,7 +56,7 @@ export class Cluster {
     const dir = mkdtempSync(join(tmpdir(), 'admq-cluster-'));
     const transport = options.transport ?? 'tlcp';
     // Certificates come from the same code as `admq dev`.
-    if (transport === 'tlcp') await prepareDev({ dir, regions: options.regions, basePort: 1, transport });
+    if (transport !== 'insecure') await prepareDev({ dir, regions: options.regions, basePort: 1, transport });
     const ports = new Map<string, { grpc: number; admin: number; replication: number }>();
     for (const r of options.regions) ports.set(r, { grpc: await freePort(), admin: await freePort(), replication: await freePort() });
     const links = options.links ?? options.regions.flatMap((a, i) => options.regions.slice(i + 1).map((b) => [a, b] as [string, string]));
@@ -75,7 +75,7 @@ export class Cluster {
       ),
       links,
       endpoints: Object.fromEntries([...proxies].map(([key, proxy]) => [key, proxy.address])),
-      transport: transport === 'tlcp' ? { kind: 'tlcp', certDir: 'certs' } : { kind: 'insecure' },
+      transport: transport === 'insecure' ? { kind: 'insecure' } : { kind: transport, certDir: 'certs' },
       tenants: options.tenants ?? { public: { allowedRegions: options.regions } },
       namespaces: options.namespaces ?? { 'public/default': { replicationSet: options.regions } },
       maxClockOffsetMs: options.maxClockOffsetMs ?? 500,

@@ -189,3 +189,18 @@ test.serial('watermarks: idle links send heartbeats, so every region’s HLC wat
   t.true(BigInt(marks[topic]?.shanghai ?? '0') > id.hlc);
   t.true(BigInt(marks[topic]?.beijing ?? '0') > id.hlc, 'beijing never wrote, yet its watermark advances through heartbeats');
 });
+
+test.serial('transport tls: regions replicate over Node’s TLS 1.3 with standard certificates (admq certs create-tls), mutually authenticated', async (t) => {
+  const cluster = await Cluster.start({ regions: ['shanghai', 'beijing'], transport: 'tls' });
+  t.teardown(() => cluster.stop());
+  const topic = 'persistent://public/default/over-tls';
+  await cluster.createTopic('shanghai', topic);
+  const history = new History();
+  const work = runProducers(cluster, history, { topic, regions: ['shanghai', 'beijing'], messagesMax: 200, durationMs: 30_000 });
+  await work.finished();
+  await cluster.waitConverged(topic, 30_000);
+  await recordStoredEverywhere(cluster, history, topic);
+  const violations = checkHistory(history, { regions: ['shanghai', 'beijing'] });
+  t.deepEqual(violations, [], formatViolations(violations));
+  t.is((await cluster.replicationStatus('beijing')).receiver.unauthorizedRefusals, 0, 'the caller’s certificate names its region');
+});

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { startReplicator, type ReplicatorHandle } from '../replicator/index.ts';
-import { bindGrpcServer, channelCredentials, tlcpPeerIdentity, type TransportSecurity } from '../tls/index.ts';
+import { bindGrpcServer, channelCredentials, channelOptions, tlcpPeerIdentity, type TransportSecurity } from '../tls/index.ts';
 import type { Topology } from '../topology/index.ts';
 import type { Broker } from './broker/broker.ts';
 import { ConfigError } from './errors.ts';
@@ -24,10 +24,17 @@ function readPem(dir: string, file: string): string {
 export function linkSecurity(topology: Topology, region: string, topologyDir: string, remote?: string): TransportSecurity {
   const transport = topology.transport;
   if (transport.kind === 'insecure') return { kind: 'insecure' };
-  if (transport.kind === 'tls') {
-    throw new ConfigError('transport.kind "tls" for replication links needs standard X.509 certificates, which admq certs does not make yet; use tlcp or insecure');
-  }
   const dir = resolve(topologyDir, transport.certDir ?? '.');
+  if (transport.kind === 'tls') {
+    // Node's TLS 1.3 with standard certificates (admq certs create-tls).
+    return {
+      kind: 'tls',
+      caPem: readPem(dir, 'tls-ca.crt'),
+      certPem: readPem(dir, `${region}-tls.crt`),
+      keyPem: readPem(dir, `${region}-tls.key`),
+      ...(remote ? { servername: `${remote}.admq` } : {}),
+    };
+  }
   return {
     kind: 'tlcp',
     caPem: readPem(dir, 'ca.crt'),
@@ -67,7 +74,16 @@ export async function startReplication(options: {
         if (!c) credentials.set(remote, (c = channelCredentials(linkSecurity(topology, region, topologyDir, remote))));
         return c;
       },
-      peerRegion: (call) => (serverSecurity.kind === 'tlcp' ? (tlcpPeerIdentity(call)?.organizationalUnit ?? '') : undefined),
+      channelOptions: (remote) => channelOptions(linkSecurity(topology, region, topologyDir, remote)),
+      peerRegion: (call) => {
+        if (serverSecurity.kind === 'tlcp') return tlcpPeerIdentity(call)?.organizationalUnit ?? '';
+        if (serverSecurity.kind === 'tls') {
+          const subject = call.getAuthContext().sslPeerCertificate?.subject as Record<string, string | string[]> | undefined;
+          const ou = subject?.OU;
+          return (Array.isArray(ou) ? ou[0] : ou) ?? '';
+        }
+        return undefined;
+      },
       nowMs: options.readPhysicalMs,
       logLine: options.log,
     },

@@ -3,6 +3,7 @@
  * calls runCertsCommand / runTlsCommand with the arguments after the word
  * `certs` / `tls` and exits with the returned code.
  */
+import { writeStandardRegionCertificate } from './standard-certs.ts';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,10 +17,20 @@ const CERTS_HELP = `Usage: admq certs <command> [options]
 Commands:
   create-ca      Create an SM2 root CA (ca.crt, ca.key)
   create         Create a sign + enc certificate pair for a region or node
+  create-tls     Create a standard X.509 certificate for a region (transport kind "tls",
+                 Node's TLS 1.3), and the deployment's TLS CA if it is missing
   inspect        Print certificates of a PEM file
   verify         Verify a certificate against a CA
 
 Run "admq certs <command> --help" for the options of a command.`;
+
+const CREATE_TLS_HELP = `Usage: admq certs create-tls --ca-dir DIR --region NAME
+
+  --ca-dir DIR    directory of tls-ca.crt and tls-ca.key (both created if missing);
+                  <region>-tls.crt and <region>-tls.key are written there too
+  --region NAME   region name: the certificate's OU, and DNS name <region>.admq
+
+RSA-2048 with SHA-256, for both server and client authentication between regions.`;
 
 const CREATE_CA_HELP = `Usage: admq certs create-ca --out DIR [--cn NAME] [--org ORG] [--days N]
 
@@ -128,6 +139,13 @@ export async function runCertsCommand(argv: string[]): Promise<number> {
           const paths = await writeIssued(out, `${base}-${role}`, value);
           console.log(`wrote ${paths.certificatePath} and ${paths.keyPath}`);
         }
+        return 0;
+      }
+      case 'create-tls': {
+        const { values } = parseArgs({ args: rest, options: { 'ca-dir': { type: 'string' }, region: { type: 'string' }, help: { type: 'boolean' } } });
+        if (values.help) return print(CREATE_TLS_HELP, 0);
+        if (!values['ca-dir'] || !values.region) return print(`--ca-dir and --region are required\n\n${CREATE_TLS_HELP}`, 2, true);
+        for (const path of await writeStandardRegionCertificate(values['ca-dir'], values.region)) console.log(`wrote ${path}`);
         return 0;
       }
       case 'inspect': {

@@ -41,3 +41,5 @@ export {
 } from './errors.ts';
 export type { TlsErrorCode } from './errors.ts';
 export { runCertsCommand, runTlsCommand } from './cli-commands.ts';
+export { createStandardCa, issueStandardCertificate, writeStandardRegionCertificate } from './standard-certs.ts';
+export type { StandardIssued } from './standard-certs.ts';
