@@ -42,7 +42,11 @@ export interface ProduceLoadOptions {
   ratePerSecond: number;
   durationMs: number;
   messagesMax: number;
-  /** Unacknowledged sends allowed per producer. */
+  /**
+   * Unacknowledged sends allowed per producer. A few group commits' worth in total (about
+   * 2,000 messages of 1 KiB against one node) gives full throughput; a larger window only
+   * adds queueing, which shows up as send→ack latency (Little's law).
+   */
   inflightMax: number;
   batchingMaxDelayMs?: number;
   /** Sends during this first period are not recorded in the latency histogram (JIT and connection warm-up). */

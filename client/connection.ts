@@ -2,6 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadPackageDefinition, type TopicMetadata } from '../proto/index.ts';
 import { AdmqClientError } from './errors.ts';
+import { decodeConsumeMessages, decodeProduceReceipt } from './grpc-codec.ts';
 
 export interface BrokerStub extends grpc.Client {
   GetTopicMetadata(
@@ -14,11 +15,34 @@ export interface BrokerStub extends grpc.Client {
   Consume(options?: grpc.CallOptions): grpc.ClientDuplexStream<unknown, unknown>;
 }
 
+type StubConstructor = new (address: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions) => BrokerStub;
+let stubConstructor: StubConstructor | undefined;
+
+/**
+ * The Broker client class, with the hand-written codec (grpc-codec.ts) on the hot paths:
+ * receipts and message batches are decoded by it, and a producer writes its send batches
+ * already encoded, as Buffers, which the serializer passes through. Everything else goes
+ * through proto-loader.
+ */
+function brokerStubConstructor(): StubConstructor {
+  if (stubConstructor) return stubConstructor;
+  const service = loadPackageDefinition()['admq.v1.Broker'] as grpc.ServiceDefinition;
+  const methods: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(service)) {
+    const decodeFast = name === 'Produce' ? decodeProduceReceipt : name === 'Consume' ? decodeConsumeMessages : undefined;
+    methods[name] = {
+      ...method,
+      requestSerialize: (value: unknown) => (Buffer.isBuffer(value) ? value : method.requestSerialize(value)),
+      responseDeserialize: decodeFast ? (bytes: Buffer) => decodeFast(bytes) ?? method.responseDeserialize(bytes) : method.responseDeserialize,
+    };
+  }
+  stubConstructor = grpc.makeClientConstructor(methods, 'Broker') as unknown as StubConstructor;
+  return stubConstructor;
+}
+
 export function createStub(serviceUrl: string, credentials: grpc.ChannelCredentials, messageBytesMax: number): BrokerStub {
-  const pkg = grpc.loadPackageDefinition(loadPackageDefinition()) as unknown as {
-    admq: { v1: { Broker: new (address: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions) => BrokerStub } };
-  };
-  return new pkg.admq.v1.Broker(serviceUrl, credentials, {
+  const Broker = brokerStubConstructor();
+  return new Broker(serviceUrl, credentials, {
     'grpc.max_receive_message_length': messageBytesMax * 2 + 1024 * 1024,
     'grpc.max_send_message_length': messageBytesMax * 2 + 1024 * 1024,
     'grpc.initial_reconnect_backoff_ms': 100,

@@ -21,6 +21,7 @@ import type { Broker } from './broker/broker.ts';
 import { subscriptionTypeFromWire, type ConsumerSink, type Delivery, type Subscription } from './broker/subscription.ts';
 import type { ProducerInfo, Topic } from './broker/topic.ts';
 import { AdmqError, BadRequestError, grpcStatusOf, toAdmqError } from './errors.ts';
+import { decodeProduceSend, encodeMessageBatch, encodeSendReceipt } from './grpc-codec.ts';
 import { parseTopicName, validateProducerName } from './names.ts';
 import type { AppendMessage } from './storage/log-store.ts';
 
@@ -39,6 +40,11 @@ function statusFor(error: AdmqError): grpc.StatusObject {
   return { code: grpcStatusOf(error.code), details: `${error.code}: ${error.message}`, metadata };
 }
 
+/** Writes a response already encoded by grpc-codec.ts; the wrapped serializer passes Buffers through. */
+function writeEncoded(call: { write(chunk: never): boolean }, bytes: Buffer): void {
+  call.write(bytes as never);
+}
+
 function failCall(call: grpc.ServerDuplexStream<unknown, unknown>, error: unknown): void {
   const typed = toAdmqError(error);
   call.emit('error', statusFor(typed));
@@ -50,6 +56,10 @@ function u64(value: string | number | undefined, field: string): number {
   return n;
 }
 
+/**
+ * A delivery as the Message object proto-loader would encode. Deliveries are encoded by
+ * grpc-codec.ts straight from the entry; this form is the reference its tests compare with.
+ */
 export function toWireMessage(d: Delivery): WireMessage {
   const e = d.entry;
   return {
@@ -83,17 +93,22 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
   };
   const base = pkg.admq.v1.Broker.service;
   // Wrap request deserializers so that malformed bytes become a value the handler answers.
+  // A produce stream's `send` requests, receipts and deliveries take the hand-written
+  // codec (grpc-codec.ts): handlers write receipts and deliveries already encoded, as
+  // Buffers, which the serializer passes through.
   const wrapped: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, method] of Object.entries(base)) {
+    const decodeFast = name === 'Produce' ? decodeProduceSend : undefined;
     wrapped[name] = {
       ...method,
       requestDeserialize: (bytes: Buffer) => {
         try {
-          return method.requestDeserialize(bytes);
+          return decodeFast?.(bytes) ?? method.requestDeserialize(bytes);
         } catch (error) {
           return { [MALFORMED]: error as Error };
         }
       },
+      responseSerialize: (value: unknown) => (Buffer.isBuffer(value) ? value : method.responseSerialize(value)),
     };
   }
   const definition = wrapped as grpc.ServiceDefinition;
@@ -188,12 +203,7 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
     }
     topic.publish(producer, messages).then(
       (results) => {
-        call.write({
-          receipt: {
-            requestId,
-            results: results.map((r) => ({ sequenceId: r.sequenceId, offset: r.offset, duplicate: r.duplicate, hlc: r.hlc.toString() })),
-          },
-        });
+        writeEncoded(call, encodeSendReceipt(requestId, results));
       },
       (error: unknown) => {
         const typed = toAdmqError(error);
@@ -238,7 +248,7 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
             ackTimeoutMs: s.ackTimeoutMs ?? 0,
             negativeAckRedeliveryDelayMs: s.negativeAckRedeliveryDelayMs ?? 0,
             deliver: (deliveries) => {
-              if (!ended) call.write({ messages: { messages: deliveries.map(toWireMessage) } });
+              if (!ended) writeEncoded(call, encodeMessageBatch(deliveries));
             },
             activeChanged: (isActive) => {
               if (!ended) call.write({ activeChange: { isActive } });

@@ -8,6 +8,7 @@
 // window as each session starts. Clients get the same through grpc-js's own
 // 'grpc-node.flow_control_window' channel option.
 import http2 from 'node:http2';
+import type { Socket } from 'node:net';
 
 export const HTTP2_WINDOW_BYTES = 16 * 1024 * 1024;
 
@@ -23,10 +24,13 @@ export function installHttp2ServerWindows(windowBytes = HTTP2_WINDOW_BYTES): voi
       settings: { ...options?.settings, initialWindowSize: Math.min(windowBytes, 2 ** 31 - 1) },
     };
     const server = listener ? original(withWindow, listener) : original(withWindow);
+    // Small frames (a receipt, one delivery) must not wait for Nagle's algorithm. This is
+    // set on the raw socket as it is accepted: the session's `socket` is a proxy that
+    // throws ERR_HTTP2_NO_SOCKET_MANIPULATION on setNoDelay, and that throw used to skip
+    // the window raise below, leaving every connection at 64 KiB.
+    server.on('connection', (socket: Socket) => socket.setNoDelay(true));
     server.on('session', (session: http2.ServerHttp2Session) => {
       try {
-        // Small frames (a receipt, one delivery) must not wait for Nagle's algorithm.
-        (session.socket as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
         session.setLocalWindowSize(windowBytes);
       } catch {
         // The session may already be closing; nothing to raise then.
