@@ -393,7 +393,8 @@ perf produce options:
   --rate N             messages/s across all producers; 0 = as fast as possible (default 0)
   --duration-s S       how long to run (default 10)
   --count N            stop after N messages (default 100000000)
-  --inflight N         unacknowledged sends per producer (default 2000)
+  --inflight N         unacknowledged sends across all producers (default 2000; a few group
+                       commits' worth keeps the node busy, more only adds latency)
 
 perf consume options:
   -s, --subscription   subscription name (default perf)
@@ -427,15 +428,17 @@ async function cmdPerf(argv: string[]): Promise<number> {
   const durationMs = int(v, 'duration-s', 10, 1) * 1000;
   const messagesMax = int(v, 'count', 100_000_000, 1);
   if (mode === 'produce') {
+    const producers = int(v, 'producers', 1, 1);
     const result = await runProduceLoad({
       serviceUrl: serviceUrl(v),
       topic: need(topic, 'TOPIC', PERF_HELP),
-      producers: int(v, 'producers', 1, 1),
+      producers,
       payloadBytes: int(v, 'size', 1024, 1),
       ratePerSecond: int(v, 'rate', 0),
       durationMs,
       messagesMax,
-      inflightMax: int(v, 'inflight', 2000, 1),
+      // runProduceLoad's window is per producer.
+      inflightMax: Math.max(1, Math.floor(int(v, 'inflight', 2000, 1) / producers)),
       onProgress: (p) => console.error(`[${(p.elapsedMs / 1000).toFixed(0)}s] acked ${p.acked}  ${p.ratePerSecond.toFixed(0)} msg/s`),
     });
     printJson(result);
