@@ -64,9 +64,14 @@ export async function runReplicationBench(options: { quick?: boolean } = {}): Pr
     const steadySeconds = options.quick ? 5 : 20;
     console.error(`replication delay: 2,000 msg/s per region for ${steadySeconds} s`);
     await waitFor(async () => (await cluster.replicationStatus('beijing')).links.some((l) => l.topic === topicB), 30_000, 'links for the steady topic');
+    // Warm-up at the same rate (connections, JIT), then the histograms start afresh.
+    const warmups = await Promise.all(REGIONS.map((r) => runProduceLoad({ serviceUrl: cluster.grpcAddress(r), topic: topicB, producers: 1, payloadBytes: 1024, ratePerSecond: 2000, durationMs: 3000, messagesMax: 6000, inflightMax: 5000 })));
+    const warmed = warmups.reduce((n, l) => n + l.acked, 0);
+    await waitFor(async () => (await Promise.all(REGIONS.map((r) => entries(cluster, r, topicB)))).every((n) => n >= warmed), 60_000, 'warm-up replicated');
+    for (const r of REGIONS) await cluster.admin(r).call('POST', '/replication/histograms/reset');
     const loads = await Promise.all(REGIONS.map((r) => runProduceLoad({ serviceUrl: cluster.grpcAddress(r), topic: topicB, producers: 1, payloadBytes: 1024, ratePerSecond: 2000, durationMs: steadySeconds * 1000, messagesMax: 2000 * steadySeconds, inflightMax: 5000 })));
     // What was acknowledged (a paced run may end a little short of its cap), everywhere.
-    const total = loads.reduce((n, l) => n + l.acked, 0);
+    const total = warmed + loads.reduce((n, l) => n + l.acked, 0);
     await waitFor(async () => (await Promise.all(REGIONS.map((r) => entries(cluster, r, topicB)))).every((n) => n >= total), 120_000, 'steady run replicated');
     const d = await receiverDelays(cluster);
     return { ratePerRegion: 2000, seconds: steadySeconds, delayP50Ms: d.p50, delayP99Ms: d.p99, delayMaxMs: d.max, samples: d.count };

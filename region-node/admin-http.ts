@@ -56,6 +56,7 @@ function objectBody(body: unknown): Record<string, unknown> {
 /** What the admin API asks of the node's replication, when the node runs in a topology. */
 export interface AdminReplicationHooks {
   status(): unknown;
+  resetHistograms(): void;
   /** Starts a new topic's links and waits, bounded, until the neighbours hold the topic. */
   propagateTopic(topic: string, timeoutMs: number): Promise<unknown>;
 }
@@ -79,6 +80,11 @@ export function buildAdminRoutes(broker: Broker, info: () => Record<string, unkn
     r('GET', '/replication/status', () => {
       if (!replication) throw new AdmqError(ErrorCode.BadRequest, 'this node runs without a topology: no replication');
       return replication.status();
+    }),
+    r('POST', '/replication/histograms/reset', () => {
+      if (!replication) throw new AdmqError(ErrorCode.BadRequest, 'this node runs without a topology: no replication');
+      replication.resetHistograms();
+      return { reset: true };
     }),
     r('GET', '/tenants', () => md.listTenants().map((t) => t.name)),
     r('GET', '/tenants/:x', (p) => md.requireTenant(p[0] as string)),
@@ -173,6 +179,7 @@ export function startAdminServer(options: {
       if (!r) throw new AdmqError(ErrorCode.BadRequest, 'this node runs without a topology: no replication');
       return r.status();
     },
+    resetHistograms: () => current()?.resetHistograms(),
     propagateTopic: (topic, timeoutMs) => current()?.propagateTopic(topic, timeoutMs) ?? Promise.resolve([]),
   };
   const routes = buildAdminRoutes(options.broker, options.info, hooks);

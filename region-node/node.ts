@@ -118,6 +118,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
         replication: () =>
           replication && {
             status: () => replication?.replicator.status(),
+            resetHistograms: () => replication?.replicator.resetHistograms(),
             propagateTopic: (topic: string, timeoutMs: number) => replication?.replicator.propagate(topic, timeoutMs) ?? Promise.resolve([]),
           },
       }),

@@ -35,7 +35,7 @@ export interface ReceiverStats {
   delayFromOriginMs: Record<string, { p50: number; p99: number; max: number; count: number }>;
 }
 
-export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiStreamingCall<unknown, unknown>; stats: () => ReceiverStats } {
+export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiStreamingCall<unknown, unknown>; stats: () => ReceiverStats; resetHistograms: () => void } {
   const counters = { batches: 0, entriesAppended: 0, duplicates: 0, residencyRefusals: 0, unauthorizedRefusals: 0, clockSkewRefusals: 0, maxClockSkewMs: 0 };
   const stats = counters;
   const delays = new Map<string, hdr.Histogram>();
@@ -154,6 +154,7 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
   };
   return {
     handler,
+    resetHistograms: () => delays.clear(),
     stats: () => ({
       ...counters,
       delayFromOriginMs: Object.fromEntries(

@@ -31,6 +31,8 @@ export interface ReplicatorConfig {
   subscriptionSyncIntervalMs?: number;
   /** How often an idle link sends its watermarks, in ms. Default 200. */
   heartbeatIntervalMs?: number;
+  /** How long new entries may wait to join a batch while others are in flight, in ms. Default 2. */
+  batchLingerMs?: number;
 }
 
 export interface ReplicatorDeps {
@@ -65,6 +67,8 @@ export interface ReplicatorHandle {
    * lowest watermark over its replication set (undefined while a region has none yet).
    */
   releaseFrontier(topic: string): bigint | undefined;
+  /** Starts every delay histogram afresh (links and receiver). */
+  resetHistograms(): void;
   propagate(topic: string, timeoutMs: number): Promise<Array<{ topic: string; to: string; state: LinkState }>>;
   close(): Promise<void>;
 }
@@ -113,6 +117,16 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
     return c;
   };
   const links = new Map<string, LinkSender>();
+  // Whether an origin's entries go over the link to `remote`: a spanning tree per origin,
+  // computed once per (replication set, remote, origin) rather than per entry.
+  const routesOver = (members: string[], remote: string): ((origin: string) => boolean) => {
+    const memo = new Map<string, boolean>();
+    return (origin) => {
+      let routed = memo.get(origin);
+      if (routed === undefined) memo.set(origin, (routed = nextHops(topology.links, members, origin, region).includes(remote)));
+      return routed;
+    };
+  };
   const discover = (): void => {
     for (const topic of deps.log.listTopics()) {
       const namespace = namespaceOf(topic);
@@ -128,7 +142,7 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
           remote,
           log: deps.log,
           openStream: () => client(remote).Replicate(),
-          routes: (origin) => nextHops(topology.links, members, origin, region).includes(remote),
+          routes: routesOver(members, remote),
           remoteMayHold: mayHold(topology, namespace, remote),
           nowMs,
           random,
@@ -140,6 +154,7 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
           inflightBytesMax: config.inflightBytesMax ?? 16 * 1024 * 1024,
           subscriptionSyncIntervalMs: config.subscriptionSyncIntervalMs ?? 1000,
           heartbeatIntervalMs: config.heartbeatIntervalMs ?? 200,
+          batchLingerMs: config.batchLingerMs ?? 2,
         });
         links.set(key, link);
         link.start();
@@ -162,6 +177,10 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
   return {
     service: { definition: Replication.service, implementation: { Replicate: receiver.handler as grpc.UntypedHandleCall } },
     propagate,
+    resetHistograms: () => {
+      for (const link of links.values()) link.resetHistogram();
+      receiver.resetHistograms();
+    },
     releaseFrontier: (topic) => {
       const members = replicationSetOf(topology, namespaceOf(topic), region);
       return releaseFrontier(deps.log.watermarks(topic), members.includes(region) ? members : [region]);

@@ -28,7 +28,9 @@ export interface NodeProcess {
 
 /** Starts `admq start` in a child process and waits until it prints its endpoints. */
 export async function startNodeProcess(args: string[], timeoutMs = 30_000, env: Record<string, string> = {}): Promise<NodeProcess> {
-  const child = spawn(process.execPath, [ADMQ_CLI, 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  // ADMQ_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") goes to node itself, for profiling.
+  const nodeArgs = (process.env.ADMQ_NODE_ARGS ?? '').split(' ').filter((a) => a.length > 0);
+  const child = spawn(process.execPath, [...nodeArgs, ADMQ_CLI, 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ready = new Promise<{ grpcAddress: string; adminUrl: string }>((resolve, reject) => {
