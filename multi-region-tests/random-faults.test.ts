@@ -4,24 +4,13 @@
 // The seed is printed; ADMQ_SEED=<seed> replays the same schedule.
 import test from 'ava';
 import { waitFor } from '../test-support/processes.ts';
+import { prng, seedFromEnv } from '../test-support/random.ts';
 import { Cluster } from './cluster.ts';
 import { History, checkHistory, formatViolations } from './history.ts';
 import { recordStoredEverywhere, runProducers } from './workload.ts';
 
 const REGIONS = ['shanghai', 'beijing', 'shenzhen'];
 const STEPS = 6;
-
-function prng(seed: number): () => number {
-  // mulberry32: small, fast, and the same sequence on every platform.
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pick<T>(random: () => number, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)] as T;
@@ -50,7 +39,7 @@ function planSteps(random: () => number, links: string[]): Array<{ step: Step; h
 }
 
 test.serial('replication under a random fault schedule (seeded): every acked entry everywhere exactly once, per-origin order kept', async (t) => {
-  const seed = Number(process.env.ADMQ_SEED ?? Date.now() % 2 ** 31);
+  const seed = seedFromEnv();
   console.log(`random fault schedule: seed ${seed} (replay with ADMQ_SEED=${seed})`);
   t.log(`seed ${seed} (replay with ADMQ_SEED=${seed})`);
   const random = prng(seed);

@@ -15,141 +15,12 @@
 // empty or repeated `send`) is left to proto-loader. Checked against protobufjs in
 // grpc-codec.test.ts.
 import type { ProduceRequest, SendBatch, OutboundMessage } from '../proto/index.ts';
+import { ProtobufReader, decodeMapEntry, expectWireType, lengthFieldBytes, varintBytes, writeVarint } from '../proto/protobuf-wire.ts';
 import type { Delivery } from './broker/subscription.ts';
 import type { AppendResult } from './storage/log-store.ts';
 
 const EMPTY = Buffer.alloc(0);
 
-class WireError extends RangeError {}
-
-/** A cursor over one protobuf message (or a nested one) inside `buf`. */
-class Reader {
-  constructor(
-    readonly buf: Buffer,
-    public pos: number,
-    /** End of the message being read; narrowed while inside a nested one. */
-    public end: number,
-  ) {}
-
-  /** Enters a length-delimited nested message; returns the outer end for leave(). */
-  enter(): number {
-    const length = this.length();
-    const outer = this.end;
-    this.end = this.pos + length;
-    return outer;
-  }
-
-  leave(outer: number): void {
-    if (this.pos !== this.end) throw new WireError('nested message overruns its length');
-    this.end = outer;
-  }
-
-  /** A varint as a number; exact below 2^53, which is all this file asks of it. */
-  #varint(): number {
-    const buf = this.buf;
-    let pos = this.pos;
-    let value = 0;
-    let scale = 1;
-    for (let i = 0; ; i++) {
-      if (pos >= this.end) throw new WireError('varint runs past the end of the message');
-      const byte = buf[pos++] as number;
-      value += (byte & 0x7f) * scale;
-      if (byte < 0x80) break;
-      if (i === 9) throw new WireError('varint longer than 10 bytes');
-      scale *= 128;
-    }
-    this.pos = pos;
-    return value;
-  }
-
-  tag(): number {
-    const tag = this.#varint();
-    if (tag >>> 3 === 0 || tag > 0xffffffff) throw new WireError(`invalid field tag ${tag}`);
-    return tag;
-  }
-
-  /** uint64: a number when it is below 2^53, else its exact decimal string (as proto-loader gives). */
-  uint64(): number | string {
-    const start = this.pos;
-    const value = this.#varint();
-    if (value <= Number.MAX_SAFE_INTEGER) return value;
-    return BigInt.asUintN(64, exactVarint(this.buf, start)).toString();
-  }
-
-  bool(): boolean {
-    return this.#varint() !== 0;
-  }
-
-  length(): number {
-    const length = this.#varint();
-    if (length > this.end - this.pos) throw new WireError(`length ${length} runs past the end of the message`);
-    return length;
-  }
-
-  bytes(): Buffer {
-    const length = this.length();
-    const start = this.pos;
-    this.pos += length;
-    // A view, as protobufjs gives: the payload lives as long as the request's buffer.
-    return length === 0 ? EMPTY : this.buf.subarray(start, start + length);
-  }
-
-  string(): string {
-    const length = this.length();
-    const start = this.pos;
-    this.pos += length;
-    return length === 0 ? '' : this.buf.toString('utf8', start, start + length);
-  }
-
-  skip(wireType: number, field: number): void {
-    switch (wireType) {
-      case 0:
-        this.#varint();
-        return;
-      case 1:
-        this.#advance(8);
-        return;
-      case 2:
-        this.#advance(this.length());
-        return;
-      case 3:
-        for (;;) {
-          const tag = this.tag();
-          if ((tag & 7) === 4) {
-            if (tag >>> 3 !== field) throw new WireError('mismatched end group');
-            return;
-          }
-          this.skip(tag & 7, tag >>> 3);
-        }
-      case 5:
-        this.#advance(4);
-        return;
-      default:
-        throw new WireError(`invalid wire type ${wireType} for field ${field}`);
-    }
-  }
-
-  #advance(bytes: number): void {
-    if (bytes > this.end - this.pos) throw new WireError('field runs past the end of the message');
-    this.pos += bytes;
-  }
-}
-
-/** The exact value of the varint at `at`, for the rare values of 2^53 and more. */
-function exactVarint(buf: Buffer, at: number): bigint {
-  let value = 0n;
-  let shift = 0n;
-  for (;;) {
-    const byte = buf[at++] as number;
-    value |= BigInt(byte & 0x7f) << shift;
-    if (byte < 0x80) return value;
-    shift += 7n;
-  }
-}
-
-function expectWireType(actual: number, expected: number, field: string): void {
-  if (actual !== expected) throw new WireError(`${field} has wire type ${actual}, expected ${expected}`);
-}
 
 /**
  * Decodes a ProduceRequest that carries a `send`. Returns undefined for anything else
@@ -157,7 +28,7 @@ function expectWireType(actual: number, expected: number, field: string): void {
  * caller hands to proto-loader. Throws on malformed bytes.
  */
 export function decodeProduceSend(buf: Buffer): ProduceRequest | undefined {
-  const r = new Reader(buf, 0, buf.length);
+  const r = new ProtobufReader(buf, 0, buf.length);
   let send: SendBatch | undefined;
   while (r.pos < r.end) {
     const tag = r.tag();
@@ -173,7 +44,7 @@ export function decodeProduceSend(buf: Buffer): ProduceRequest | undefined {
   return send ? { request: 'send', send } : undefined;
 }
 
-function decodeSendBatch(r: Reader): SendBatch {
+function decodeSendBatch(r: ProtobufReader): SendBatch {
   let requestId: number | string = 0;
   const messages: OutboundMessage[] = [];
   while (r.pos < r.end) {
@@ -197,7 +68,7 @@ function decodeSendBatch(r: Reader): SendBatch {
   return { requestId, messages };
 }
 
-function decodeOutboundMessage(r: Reader): OutboundMessage {
+function decodeOutboundMessage(r: ProtobufReader): OutboundMessage {
   let sequenceId: number | string = 0;
   let payload: Buffer = EMPTY;
   let key = '';
@@ -241,50 +112,11 @@ function decodeOutboundMessage(r: Reader): OutboundMessage {
   return { sequenceId, payload, key, hasKey, properties, eventTimeMs };
 }
 
-function decodeMapEntry(r: Reader, into: Record<string, string>): void {
-  let key = '';
-  let value = '';
-  while (r.pos < r.end) {
-    const tag = r.tag();
-    const field = tag >>> 3;
-    if (field === 1) {
-      expectWireType(tag & 7, 2, 'map key');
-      key = r.string();
-    } else if (field === 2) {
-      expectWireType(tag & 7, 2, 'map value');
-      value = r.string();
-    } else r.skip(tag & 7, field);
-  }
-  // defineProperty keeps a key named "__proto__" an own property instead of a prototype.
-  if (key === '__proto__') Object.defineProperty(into, key, { value, enumerable: true, writable: true, configurable: true });
-  else into[key] = value;
-}
 
 // ------------------------------------------------------------------------- encoding
 
 /** Bytes of a varint holding a non-negative integer below 2^64 given as a number. */
-function varintBytes(value: number): number {
-  if (value < 0x80) return 1;
-  if (value < 0x4000) return 2;
-  if (value < 0x20_0000) return 3;
-  if (value < 0x1000_0000) return 4;
-  let bytes = 4;
-  let rest = Math.floor(value / 0x1000_0000);
-  while (rest > 0) {
-    bytes++;
-    rest = Math.floor(rest / 128);
-  }
-  return bytes;
-}
 
-function writeVarint(buf: Buffer, at: number, value: number): number {
-  while (value >= 0x80) {
-    buf[at++] = (value % 128) | 0x80;
-    value = Math.floor(value / 128);
-  }
-  buf[at++] = value;
-  return at;
-}
 
 function bigVarintBytes(value: bigint): number {
   let bytes = 1;
@@ -322,9 +154,6 @@ function writeIntegerField(buf: Buffer, at: number, tag: number, value: number |
   return typeof value === 'number' ? writeVarint(buf, at, value) : writeBigVarint(buf, at, value);
 }
 
-function lengthFieldBytes(length: number): number {
-  return 1 + varintBytes(length) + length;
-}
 
 /** Field tags (field number << 3 | wire type); every field used here is below 16. */
 const T = {

@@ -98,22 +98,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T> | T, time
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
 }
 
-/** mulberry32: a small seeded PRNG. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export function seedFromEnv(): number {
-  const env = process.env.ADMQ_SEED;
-  return env !== undefined && env !== '' ? Number(env) >>> 0 : (Date.now() ^ (process.pid << 8)) >>> 0;
-}
+export { prng, seedFromEnv } from '../../test-support/random.ts';
 
 // ------------------------------------------------------------------ raw gRPC
 
