@@ -1,7 +1,8 @@
 // AdmqClient: one connection to a region node, from which producers and consumers are made.
 import * as grpc from '@grpc/grpc-js';
 import { ErrorCode } from '../proto/index.ts';
-import { createStub, topicMetadata, type BrokerStub } from './connection.ts';
+import { topicMetadata, type BrokerStub } from './connection.ts';
+import { RegionSelector, type FailoverOptions, type RegionEndpoint } from './regions.ts';
 import { Consumer, type AdmqConsumer, type ConsumerOptions } from './consumer.ts';
 import { AdmqClientError } from './errors.ts';
 import { PartitionedConsumer, PartitionedProducer } from './partitioned.ts';
@@ -20,13 +21,21 @@ export interface ClientOptions {
   backoffMaxMs?: number;
   /** Timeout of lookups and seeks, in ms. Default 30,000. */
   operationTimeoutMs?: number;
+  /**
+   * A tenant's regions, the home region first (list only regions the tenant may use):
+   * the client talks to the first one that is up and fails over to the next. Replaces
+   * `serviceUrl`.
+   */
+  regions?: RegionEndpoint[];
+  /** Failover timing (with `regions`). */
+  failover?: FailoverOptions;
 }
 
 export type AnyProducer = Producer | PartitionedProducer;
 
 export class AdmqClient {
   readonly serviceUrl: string;
-  readonly #stub: BrokerStub;
+  readonly #regions: RegionSelector;
   readonly #messageBytesMax: number;
   readonly #backoffInitialMs: number;
   readonly #backoffMaxMs: number;
@@ -36,7 +45,7 @@ export class AdmqClient {
   #closed = false;
 
   constructor(options: ClientOptions = {}) {
-    this.serviceUrl = options.serviceUrl ?? '127.0.0.1:6650';
+    this.serviceUrl = options.serviceUrl ?? options.regions?.[0]?.serviceUrl ?? '127.0.0.1:6650';
     this.#messageBytesMax = positive('messageBytesMax', options.messageBytesMax ?? 5 * 1024 * 1024);
     this.#backoffInitialMs = positive('backoffInitialMs', options.backoffInitialMs ?? 100);
     this.#backoffMaxMs = positive('backoffMaxMs', options.backoffMaxMs ?? 60_000);
@@ -44,12 +53,31 @@ export class AdmqClient {
     if (this.#backoffMaxMs < this.#backoffInitialMs) {
       throw new AdmqClientError(ErrorCode.Config, `backoffMaxMs (${this.#backoffMaxMs}) must be at least backoffInitialMs (${this.#backoffInitialMs})`);
     }
-    this.#stub = createStub(this.serviceUrl, options.credentials ?? grpc.credentials.createInsecure(), this.#messageBytesMax);
+    const regions = options.regions ?? [{ name: 'default', serviceUrl: this.serviceUrl }];
+    if (options.regions && options.serviceUrl) throw new AdmqClientError(ErrorCode.Config, 'give either serviceUrl or regions, not both');
+    this.#regions = new RegionSelector(regions, options.credentials ?? grpc.credentials.createInsecure(), this.#messageBytesMax, options.failover);
+    // Moving region: every producer and consumer reconnects through the new region's channel.
+    this.#regions.onSwitch(() => {
+      for (const p of this.#producers) for (const part of p instanceof PartitionedProducer ? p.partitions : [p]) part.reconnect();
+      for (const c of this.#consumers) for (const part of c instanceof PartitionedConsumer ? c.partitions : [c as Consumer]) part.reconnect();
+    });
+  }
+
+  /** The region this client talks to now (with `regions`; "default" otherwise). */
+  get region(): string {
+    return this.#regions.current;
+  }
+
+  get #stub(): BrokerStub {
+    return this.#regions.stub();
   }
 
   #context() {
+    const regions = this.#regions;
     return {
-      stub: this.#stub,
+      get stub(): BrokerStub {
+        return regions.stub();
+      },
       messageBytesMax: this.#messageBytesMax,
       backoffInitialMs: this.#backoffInitialMs,
       backoffMaxMs: this.#backoffMaxMs,
@@ -109,6 +137,6 @@ export class AdmqClient {
     this.#closed = true;
     await Promise.allSettled([...this.#producers].map((p) => p.close()));
     await Promise.allSettled([...this.#consumers].map((c) => c.close()));
-    this.#stub.close();
+    this.#regions.close();
   }
 }

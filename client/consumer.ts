@@ -385,6 +385,14 @@ export class Consumer implements AdmqConsumer {
     }
   }
 
+  /** Drops the current stream and resubscribes through the context's stub, which may now point at another region. */
+  reconnect(): void {
+    const stream = this.#stream;
+    if (!stream || this.#state === 'closed') return;
+    this.#onStreamEnd(stream, new AdmqClientError(ErrorCode.Connection, 'moving to another region'));
+    stream.cancel();
+  }
+
   /** Idempotent. Unacknowledged messages go back to the subscription. */
   async close(): Promise<void> {
     if (this.#state === 'closed') return;

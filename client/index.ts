@@ -9,3 +9,4 @@ export { PartitionedConsumer, PartitionedProducer, partitionForKey } from './par
 export { AdminClient } from './admin.ts';
 export { AdmqClientError } from './errors.ts';
 export { ErrorCode } from '../proto/index.ts';
+export type { FailoverOptions, RegionEndpoint } from './regions.ts';

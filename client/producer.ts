@@ -377,6 +377,17 @@ export class Producer {
   }
 
   /** Flushes, waits for outstanding acknowledgements, and closes the stream. Idempotent. */
+  /**
+   * Drops the current stream and reconnects through the context's stub, which may now
+   * point at another region; unacknowledged sends go again with the same sequence ids.
+   */
+  reconnect(): void {
+    const stream = this.#stream;
+    if (!stream || this.#state === 'closed') return;
+    this.#onStreamEnd(stream, new AdmqClientError(ErrorCode.Connection, 'moving to another region'));
+    stream.cancel();
+  }
+
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
     if (this.#state !== 'closing') {

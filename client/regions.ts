@@ -1,0 +1,111 @@
+// Client-side region failover (DESIGN §8): a client that knows a tenant's regions (the
+// home region first) talks to the most preferred region that is up. Each region has its
+// own gRPC channel; a region is up while its channel is READY. When the current region has
+// been down for `failoverAfterMs` and another is up, the client moves there: producers
+// reconnect and resend what was not acknowledged with the same sequence ids (the regions
+// dedupe them), consumers resume on their replicated subscriptions. With `switchBack`, it
+// returns once a more preferred region has been up for `switchBackAfterMs`.
+import * as grpc from '@grpc/grpc-js';
+import { ErrorCode } from '../proto/index.ts';
+import { createStub, type BrokerStub } from './connection.ts';
+import { AdmqClientError } from './errors.ts';
+
+export interface RegionEndpoint {
+  /** The region's name, e.g. "shanghai". */
+  name: string;
+  /** host:port of the region's gRPC API. */
+  serviceUrl: string;
+}
+
+export interface FailoverOptions {
+  /** How long the current region may be unreachable before the client moves, in ms. Default 3,000. */
+  failoverAfterMs?: number;
+  /** Move back to a more preferred region once it is up again. Default true. */
+  switchBack?: boolean;
+  /** How long a more preferred region must be up before the client moves back, in ms. Default 5,000. */
+  switchBackAfterMs?: number;
+  /** How often the regions' channels are checked, in ms. Default 500. */
+  checkIntervalMs?: number;
+}
+
+interface RegionState {
+  endpoint: RegionEndpoint;
+  stub: BrokerStub;
+  /** Since when the channel has been READY (undefined: it is not). */
+  upSinceMs: number | undefined;
+  /** When the channel was last READY. */
+  lastUpMs: number;
+}
+
+export class RegionSelector {
+  readonly #regions: RegionState[];
+  #current = 0;
+  readonly #failoverAfterMs: number;
+  readonly #switchBack: boolean;
+  readonly #switchBackAfterMs: number;
+  readonly #timer: NodeJS.Timeout;
+  readonly #listeners = new Set<(region: string) => void>();
+
+  constructor(regions: RegionEndpoint[], credentials: grpc.ChannelCredentials, messageBytesMax: number, options: FailoverOptions = {}) {
+    if (regions.length === 0) throw new AdmqClientError(ErrorCode.Config, 'regions must list at least one region');
+    const names = new Set(regions.map((r) => r.name));
+    if (names.size !== regions.length) throw new AdmqClientError(ErrorCode.Config, 'regions lists a region twice');
+    const now = Date.now();
+    this.#regions = regions.map((endpoint) => ({ endpoint, stub: createStub(endpoint.serviceUrl, credentials, messageBytesMax), upSinceMs: undefined, lastUpMs: now }));
+    this.#failoverAfterMs = options.failoverAfterMs ?? 3000;
+    this.#switchBack = options.switchBack ?? true;
+    this.#switchBackAfterMs = options.switchBackAfterMs ?? 5000;
+    this.#timer = setInterval(() => this.#check(), options.checkIntervalMs ?? 500);
+    this.#timer.unref();
+    this.#check();
+  }
+
+  /** The region the client talks to now. */
+  get current(): string {
+    return (this.#regions[this.#current] as RegionState).endpoint.name;
+  }
+
+  stub(): BrokerStub {
+    return (this.#regions[this.#current] as RegionState).stub;
+  }
+
+  /** Called with the new region's name whenever the client moves. */
+  onSwitch(listener: (region: string) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #check(): void {
+    const now = Date.now();
+    for (const r of this.#regions) {
+      // `true` asks an idle channel to connect, so every region's state stays known.
+      const up = r.stub.getChannel().getConnectivityState(true) === grpc.connectivityState.READY;
+      if (up) {
+        r.upSinceMs ??= now;
+        r.lastUpMs = now;
+      } else r.upSinceMs = undefined;
+    }
+    const current = this.#regions[this.#current] as RegionState;
+    if (current.upSinceMs === undefined && now - current.lastUpMs >= this.#failoverAfterMs) {
+      // The first region, in preference order, that is up.
+      const next = this.#regions.findIndex((r) => r.upSinceMs !== undefined);
+      if (next >= 0) this.#switchTo(next);
+      return;
+    }
+    if (this.#switchBack) {
+      const preferred = this.#regions.findIndex((r, i) => i < this.#current && r.upSinceMs !== undefined && now - r.upSinceMs >= this.#switchBackAfterMs);
+      if (preferred >= 0) this.#switchTo(preferred);
+    }
+  }
+
+  #switchTo(index: number): void {
+    if (index === this.#current) return;
+    this.#current = index;
+    for (const listener of this.#listeners) listener(this.current);
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    for (const r of this.#regions) r.stub.close();
+  }
+}

@@ -1,0 +1,61 @@
+// Client failover (DESIGN §8): a client configured with a tenant's regions, home first,
+// keeps producing through a kill -9 of its home region by moving to the next one, with
+// the same producer and sequence ids; nothing acked is lost or stored twice; once the
+// home region is back, the client returns to it.
+import test from 'ava';
+import { AdmqClient, type Producer } from '../client/index.ts';
+import { waitFor } from '../test-support/processes.ts';
+import { Cluster } from './cluster.ts';
+import { History, checkHistory, formatViolations } from './history.ts';
+import { recordStoredEverywhere } from './workload.ts';
+
+const REGIONS = ['shanghai', 'beijing'];
+
+test.serial('client failover: the home region is killed mid-stream; sends go on in the next region; the client switches back once home is up', async (t) => {
+  const cluster = await Cluster.start({ regions: REGIONS, transport: 'insecure' });
+  t.teardown(() => cluster.stop());
+  const topic = 'persistent://public/default/failover-client';
+  await cluster.createTopic('shanghai', topic);
+  const client = new AdmqClient({
+    regions: REGIONS.map((name) => ({ name, serviceUrl: cluster.grpcAddress(name) })),
+    failover: { failoverAfterMs: 500, switchBackAfterMs: 1000, checkIntervalMs: 100 },
+    backoffInitialMs: 50,
+    backoffMaxMs: 500,
+  });
+  t.teardown(() => client.close());
+  t.is(client.region, 'shanghai', 'home first');
+  const producer = (await client.createProducer({ topic, producerName: 'roaming', sendTimeoutMs: 60_000 })) as Producer;
+  const history = new History();
+  const send = async (i: number): Promise<void> => {
+    const sequenceId = producer.lastSequenceId + 1;
+    try {
+      const id = await producer.send({ payload: `m${i}` });
+      history.recordProduce({ region: client.region, topic, producer: 'roaming', sequenceId: id.sequenceId, payload: `m${i}`, acked: true, originRegion: client.region, originPosition: id.offset, offset: id.offset, hlc: id.hlc, atMs: Date.now() });
+    } catch {
+      history.recordProduce({ region: client.region, topic, producer: 'roaming', sequenceId, payload: `m${i}`, acked: false, atMs: Date.now() });
+    }
+  };
+  let i = 0;
+  const burst = async (count: number): Promise<void> => {
+    const sends: Array<Promise<void>> = [];
+    for (let n = 0; n < count; n++) {
+      sends.push(send(i++));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await Promise.all(sends);
+  };
+  await burst(100);
+  await cluster.kill('shanghai');
+  await burst(200); // these wait out the failover, then go to beijing
+  t.is(client.region, 'beijing');
+  await cluster.startRegion('shanghai');
+  await waitFor(() => client.region === 'shanghai', 30_000, 'the client to return home');
+  await burst(100);
+  await cluster.waitConverged(topic, 60_000);
+  t.is(history.produces().filter((p) => p.acked).length, 400, 'every send acknowledged');
+  await recordStoredEverywhere(cluster, history, topic);
+  const stored = history.stored().filter((s) => s.region === 'beijing').map((s) => s.sequenceId).sort((a, b) => a - b);
+  t.deepEqual(stored, Array.from({ length: 400 }, (_, n) => n), 'each sequence id exactly once');
+  const violations = checkHistory(history, { regions: REGIONS });
+  t.deepEqual(violations, [], formatViolations(violations));
+});
