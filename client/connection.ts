@@ -40,7 +40,7 @@ function brokerStubConstructor(): StubConstructor {
   return stubConstructor;
 }
 
-export function createStub(serviceUrl: string, credentials: grpc.ChannelCredentials, messageBytesMax: number): BrokerStub {
+export function createStub(serviceUrl: string, credentials: grpc.ChannelCredentials, messageBytesMax: number, extra: grpc.ChannelOptions = {}): BrokerStub {
   const Broker = brokerStubConstructor();
   return new Broker(serviceUrl, credentials, {
     'grpc.max_receive_message_length': messageBytesMax * 2 + 1024 * 1024,
@@ -50,6 +50,7 @@ export function createStub(serviceUrl: string, credentials: grpc.ChannelCredenti
     'grpc.keepalive_time_ms': 30_000,
     // A 64 KiB HTTP/2 window caps a connection near 64 MB/s on a busy event loop.
     'grpc-node.flow_control_window': 16 * 1024 * 1024,
+    ...extra,
   });
 }
 

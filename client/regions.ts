@@ -51,8 +51,12 @@ export class RegionSelector {
     const names = new Set(regions.map((r) => r.name));
     if (names.size !== regions.length) throw new AdmqClientError(ErrorCode.Config, 'regions lists a region twice');
     const now = Date.now();
-    this.#regions = regions.map((endpoint) => ({ endpoint, stub: createStub(endpoint.serviceUrl, credentials, messageBytesMax), upSinceMs: undefined, lastUpMs: now }));
     this.#failoverAfterMs = options.failoverAfterMs ?? 3000;
+    // Missed keepalive pings take a channel out of READY: a region cut off by a partition
+    // (no reset, no close) is noticed within about failoverAfterMs, not after minutes.
+    const heartbeatMs = Math.max(500, Math.floor(this.#failoverAfterMs / 2));
+    const channelOptions: grpc.ChannelOptions = regions.length > 1 ? { 'grpc.keepalive_time_ms': heartbeatMs, 'grpc.keepalive_timeout_ms': heartbeatMs, 'grpc.keepalive_permit_without_calls': 1 } : {};
+    this.#regions = regions.map((endpoint) => ({ endpoint, stub: createStub(endpoint.serviceUrl, credentials, messageBytesMax, channelOptions), upSinceMs: undefined, lastUpMs: now }));
     this.#switchBack = options.switchBack ?? true;
     this.#switchBackAfterMs = options.switchBackAfterMs ?? 5000;
     this.#timer = setInterval(() => this.#check(), options.checkIntervalMs ?? 500);

@@ -6,6 +6,7 @@ import test from 'ava';
 import { AdmqClient, type Producer } from '../client/index.ts';
 import { waitFor } from '../test-support/processes.ts';
 import { Cluster } from './cluster.ts';
+import { FaultProxy } from './fault-proxy.ts';
 import { History, checkHistory, formatViolations } from './history.ts';
 import { recordStoredEverywhere } from './workload.ts';
 
@@ -58,4 +59,42 @@ test.serial('client failover: the home region is killed mid-stream; sends go on 
   t.deepEqual(stored, Array.from({ length: 400 }, (_, n) => n), 'each sequence id exactly once');
   const violations = checkHistory(history, { regions: REGIONS });
   t.deepEqual(violations, [], formatViolations(violations));
+});
+
+test.serial('client failover: a silent partition (no reset) from the home region is noticed through missed keepalives; no spurious failover while healthy', async (t) => {
+  const cluster = await Cluster.start({ regions: REGIONS, transport: 'insecure' });
+  t.teardown(() => cluster.stop());
+  const topic = 'persistent://public/default/failover-partition';
+  await cluster.createTopic('shanghai', topic);
+  // The client reaches each region through a proxy of its own, so the test can cut it off.
+  const proxies = await Promise.all(
+    REGIONS.map((name) => FaultProxy.start({ targetHost: '127.0.0.1', targetPort: Number(cluster.grpcAddress(name).split(':')[1]), name: `client->${name}` })),
+  );
+  t.teardown(async () => {
+    for (const p of proxies) await p.close();
+  });
+  const client = new AdmqClient({
+    regions: REGIONS.map((name, i) => ({ name, serviceUrl: (proxies[i] as FaultProxy).address })),
+    failover: { failoverAfterMs: 1500, switchBackAfterMs: 1000, checkIntervalMs: 100, switchBack: false },
+    backoffInitialMs: 50,
+    backoffMaxMs: 500,
+  });
+  t.teardown(() => client.close());
+  const producer = (await client.createProducer({ topic, producerName: 'steady', sendTimeoutMs: 60_000 })) as Producer;
+  // Healthy for a few keepalive periods: the client stays home.
+  for (let i = 0; i < 40; i++) {
+    await producer.send({ payload: `before-${i}` });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.is(client.region, 'shanghai', 'no failover while the home region answers');
+  (proxies[0] as FaultProxy).blackhole('both');
+  const cutAt = Date.now();
+  const pending = Array.from({ length: 20 }, (_, i) => producer.send({ payload: `after-${i}` }));
+  await waitFor(() => client.region === 'beijing', 20_000, 'failover through missed keepalives');
+  t.log(`failed over ${Date.now() - cutAt} ms after the cut`);
+  const ids = await Promise.all(pending);
+  t.is(ids.length, 20);
+  await cluster.waitConverged(topic, 30_000);
+  const stored = (await cluster.readAll('beijing', topic)).filter((m) => m.producerName === 'steady').map((m) => m.sequenceId).sort((a, b) => a - b);
+  t.deepEqual(stored, Array.from({ length: 60 }, (_, n) => n), 'every send once');
 });
