@@ -54,6 +54,7 @@ export function createReplicationLog(broker: Broker): ReplicationLog {
       for (const r of results) if (!r.duplicate) appended++;
       return { appended, duplicates: results.length - appended };
     },
+    checkClockSkew: (entries) => store.checkClockSkew(entries),
     originMarks: (topic) => store.originMarks(logOf(topic)),
     watermarks: (topic) => {
       const log = logOf(topic);

@@ -66,6 +66,8 @@ export interface ReplicationLog {
    * typed error if it cannot.
    */
   ensureTopic(topic: string, shape: TopicShape): Promise<boolean>;
+  /** Throws ClockSkewError (synchronously) when a batch is too far ahead of this region's clock. */
+  checkClockSkew(entries: ReplicatedEntry[]): void;
   /** Appends with dedupe on (origin region, origin position), atomically and durably. */
   appendReplicated(topic: string, entries: ReplicatedEntry[]): Promise<AppendOutcome>;
   /** Highest stored origin position per origin region. */

@@ -49,6 +49,8 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
     let from = '?';
     let chain: Promise<void> = Promise.resolve();
     let ended = false;
+    /** A batch was refused: later ones are not queued (the sender resumes from our marks). */
+    let refusing = false;
     const refuse = (code: string, message: string, batchId = 0): void => {
       if (ended) return;
       ended = true;
@@ -127,12 +129,27 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
       if (request.request !== 'batch' || !request.batch) return;
       const batch = request.batch;
       const name = topic;
-      // Batches commit in arrival order; each ack follows its own durable commit.
+      // Batches are queued for commit as they arrive, so that several share a group commit
+      // (waiting for each one's fsync before queueing the next serialized a link), and are
+      // acked in arrival order, each after its own durable commit. The clock check runs
+      // here, in arrival order: after a refusal no later batch is queued, so a refused
+      // batch never leaves a gap behind a later one.
+      if (refusing) return;
+      let appended: Promise<{ appended: number; duplicates: number }>;
+      let entries: ReturnType<typeof fromWire>[] = [];
+      try {
+        entries = batch.entries.map(fromWire);
+        o.log.checkClockSkew(entries);
+        appended = o.log.appendReplicated(name, entries);
+      } catch (error) {
+        refusing = true;
+        appended = Promise.reject(error);
+      }
+      appended.catch(() => {}); // handled in order below
       chain = chain.then(async () => {
         if (ended) return;
         try {
-          const entries = batch.entries.map(fromWire);
-          const outcome = await o.log.appendReplicated(name, entries);
+          const outcome = await appended;
           const now = o.nowMs();
           for (const e of entries) recordDelay(e.originRegion, now - e.publishTimeMs);
           stats.batches++;
@@ -147,6 +164,7 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
             o.logLine(`[${name}][${from} --> ${o.log.region}] refused a batch: ${error.message}`);
           }
           const e = error as Error & { code?: string };
+          refusing = true;
           refuse(e.code ?? 'ADMQ_ERR_INTERNAL', e.message, Number(batch.batchId));
         }
       });

@@ -377,6 +377,15 @@ export class LogStore {
     });
   }
 
+  /** Throws ClockSkewError when an entry's HLC is more than maxClockOffsetMs ahead of this node's clock. */
+  checkClockSkew(entries: ReadonlyArray<{ hlc: bigint }>): void {
+    const now = Math.floor(this.#options.readPhysicalMs());
+    for (const entry of entries) {
+      const skewMs = hlcWallMs(entry.hlc) - now;
+      if (skewMs > this.#options.maxClockOffsetMs) throw new ClockSkewError(skewMs, this.#options.maxClockOffsetMs);
+    }
+  }
+
   /**
    * Appends entries received from other regions, skipping any whose (origin region, origin
    * position) is already stored. The origin marks commit in the same transaction as the
@@ -387,10 +396,10 @@ export class LogStore {
     if (this.#closed) return Promise.reject(new AdmqError(ErrorCode.ShuttingDown, 'the node is shutting down'));
     if (log.deleted) return Promise.reject(new AdmqError(ErrorCode.TopicNotFound, `topic ${log.name} was deleted`));
     if (this.#writeFailure) return Promise.reject(this.#writeFailure);
-    const now = Math.floor(this.#options.readPhysicalMs());
-    for (const entry of entries) {
-      const skewMs = hlcWallMs(entry.hlc) - now;
-      if (skewMs > this.#options.maxClockOffsetMs) return Promise.reject(new ClockSkewError(skewMs, this.#options.maxClockOffsetMs));
+    try {
+      this.checkClockSkew(entries);
+    } catch (error) {
+      return Promise.reject(error);
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ log, messages: [], replicated: entries, resolve, reject });
