@@ -3,20 +3,11 @@
 // other, with skewed physical clocks and the HLC rules of hybrid-logical-clock.ts. The
 // histories it produces are causal by construction: a region's write carries the version
 // vector of what it had received, and every receive merges the clock.
+import { prng } from '../test-support/random.ts';
 import { hlcReceive, hlcTick, type HlcTimestamp } from './hybrid-logical-clock.ts';
 import { applyVersion, emptyKeyedState, nextVersionVector, type KeyedState, type KeyedVersion } from './keyed-state.ts';
 
-/** mulberry32: a tiny, fast, seedable PRNG; returns floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+export { prng };
 
 export function randomInt(random: () => number, lowInclusive: number, highInclusive: number): number {
   return lowInclusive + Math.floor(random() * (highInclusive - lowInclusive + 1));

@@ -1,5 +1,6 @@
 // The gRPC contract under bad input: typed errors, the node keeps serving, nothing acked lost.
 import * as grpc from '@grpc/grpc-js';
+import { prng } from '../test-support/random.ts';
 import test from 'ava';
 import { AdmqClient, AdmqClientError, ErrorCode, type Message } from '../client/index.ts';
 import { ERROR_CODE_METADATA_KEY, loadPackageDefinition, type ProduceResponse } from '../proto/index.ts';
@@ -11,17 +12,6 @@ test.before(async () => {
 });
 test.after.always(() => f.close());
 
-/** A seeded PRNG (mulberry32) so that fuzz runs replay from their printed seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type RawCall = grpc.ClientDuplexStream<Buffer, Buffer>;
 /** A raw client whose frames we write byte for byte. */

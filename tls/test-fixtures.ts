@@ -2,6 +2,7 @@
  * Shared test fixtures: one CA and one double certificate per party, built
  * once per test process (SM2 in JS makes per-test generation wasteful).
  */
+import { prng } from '../test-support/random.ts';
 import { once } from 'node:events';
 import { createCa, issueDoubleCertificate, type DoubleCertificate, type Issued } from './cert-tool.ts';
 import { createServer, type TlcpServer, type TlcpServerOptions } from './tlcp-socket.ts';
@@ -50,16 +51,7 @@ export async function startEchoServer(extra: Partial<TlcpServerOptions> = {}): P
 }
 
 /** Seeded PRNG (mulberry32) for reproducible fuzzing. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seededRandom = prng;
 
 export function testSeed(): number {
   const fromEnv = process.env['ADMQ_SEED'];
