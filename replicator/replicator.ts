@@ -7,6 +7,7 @@ import { loadReplicationPackageDefinition } from '../proto/index.ts';
 import { mayHold, neighbours, nextHops, replicationAddress, replicationSetOf, type Topology } from '../topology/index.ts';
 import type { ReplicationLog } from './log.ts';
 import { createReceiver, type ReceiverStats } from './receiver.ts';
+import { decodeBatchRequest } from './batch-codec.ts';
 import type { LinkState } from './decisions.ts';
 import { LinkSender, type LinkStatus } from './sender.ts';
 
@@ -73,6 +74,25 @@ export interface ReplicatorHandle {
   close(): Promise<void>;
 }
 
+type ReplicationConstructor = (new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => ReplicationClient) & { service: grpc.ServiceDefinition };
+
+/**
+ * The Replication service with the hand-written batch codec (batch-codec.ts): a sender
+ * writes batches already encoded, as Buffers, which the serializer passes through, and
+ * the receiver decodes batches itself; every other message goes through proto-loader.
+ */
+function withBatchCodec(generated: ReplicationConstructor): ReplicationConstructor {
+  const methods: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(generated.service)) {
+    methods[name] = {
+      ...method,
+      requestSerialize: (value: unknown) => (Buffer.isBuffer(value) ? value : method.requestSerialize(value)),
+      requestDeserialize: (bytes: Buffer) => decodeBatchRequest(bytes) ?? method.requestDeserialize(bytes),
+    };
+  }
+  return grpc.makeClientConstructor(methods, 'Replication') as unknown as ReplicationConstructor;
+}
+
 function namespaceOf(topic: string): string {
   const [tenant, namespace] = topic.replace(/^persistent:\/\//, '').split('/');
   return `${tenant}/${namespace}`;
@@ -88,7 +108,7 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
   const pkg = grpc.loadPackageDefinition(loadReplicationPackageDefinition()) as unknown as {
     admq: { replication: { v1: { Replication: (new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => ReplicationClient) & { service: grpc.ServiceDefinition } } } };
   };
-  const Replication = pkg.admq.replication.v1.Replication;
+  const Replication = withBatchCodec(pkg.admq.replication.v1.Replication);
   const receiver = createReceiver({
     log: deps.log,
     knownRegion: (r) => topology.regions.has(r) && r !== region,

@@ -9,7 +9,8 @@ import type * as grpc from '@grpc/grpc-js';
 import * as hdr from 'hdr-histogram-js';
 import { backoffMs, replicationDelayMs, selectEntries, type LinkState } from './decisions.ts';
 import type { LogEntry, ReplicationLog } from './log.ts';
-import { frontiersToWire, toWire } from './wire.ts';
+import { encodeBatchRequest } from './batch-codec.ts';
+import { frontiersToWire } from './wire.ts';
 
 export interface LinkOptions {
   topic: string;
@@ -233,7 +234,7 @@ export class LinkSender {
         const batchId = ++this.#batchId;
         const shippedBytes = selection.ship.reduce((n, e) => n + e.payload.length, 0);
         this.#inflight.push({ batchId, endOffset: end, entries: selection.ship.length, bytes: shippedBytes, publishTimes: selection.ship.map((e) => e.publishTimeMs) });
-        this.#stream.write({ batch: { batchId, entries: selection.ship.map(toWire) } });
+        this.#stream.write(encodeBatchRequest(batchId, selection.ship));
       }
     } finally {
       this.#pumping = false;

@@ -5,7 +5,7 @@ import type { OriginFrontier, ReplicatedEntry, SubscriptionFrontier } from './lo
 export interface WireEntry {
   originRegion: string;
   originPosition: string | number;
-  hlc: string | number;
+  hlc: string | number | bigint;
   producerName: string;
   sequenceId: string | number;
   publishTimeMs: string | number;
