@@ -1,6 +1,7 @@
 // AdmqClient: one connection to a region node, from which producers and consumers are made.
 import * as grpc from '@grpc/grpc-js';
 import { ErrorCode } from '../proto/index.ts';
+import { AdminClient } from './admin.ts';
 import { topicMetadata, type BrokerStub } from './connection.ts';
 import { RegionSelector, type FailoverOptions, type RegionEndpoint } from './regions.ts';
 import { Consumer, type AdmqConsumer, type ConsumerOptions } from './consumer.ts';
@@ -61,6 +62,15 @@ export class AdmqClient {
       for (const p of this.#producers) for (const part of p instanceof PartitionedProducer ? p.partitions : [p]) part.reconnect();
       for (const c of this.#consumers) for (const part of c instanceof PartitionedConsumer ? c.partitions : [c as Consumer]) part.reconnect();
     });
+  }
+
+  /**
+   * A client for one tenant that learns the tenant's regions (home first, only those it
+   * may use) from any region's admin API, and fails over between them.
+   */
+  static async forTenant(adminUrl: string, tenant: string, options: Omit<ClientOptions, 'serviceUrl' | 'regions'> = {}): Promise<AdmqClient> {
+    const regions = await new AdminClient(adminUrl).call<RegionEndpoint[]>('GET', `/tenants/${encodeURIComponent(tenant)}/regions`);
+    return new AdmqClient({ ...options, regions: regions.map((r) => ({ name: r.name, serviceUrl: r.serviceUrl })) });
   }
 
   /** The region this client talks to now (with `regions`; "default" otherwise). */

@@ -98,3 +98,30 @@ test.serial('client failover: a silent partition (no reset) from the home region
   const stored = (await cluster.readAll('beijing', topic)).filter((m) => m.producerName === 'steady').map((m) => m.sequenceId).sort((a, b) => a - b);
   t.deepEqual(stored, Array.from({ length: 60 }, (_, n) => n), 'every send once');
 });
+
+test.serial('client for a pinned tenant: learns its regions from any region, home first, and never lists a region outside its allowed set', async (t) => {
+  const regions = ['shanghai', 'beijing', 'shenzhen'];
+  const cluster = await Cluster.start({
+    regions,
+    transport: 'insecure',
+    tenants: { public: { allowedRegions: regions }, bank: { allowedRegions: ['beijing', 'shanghai'], homeRegion: 'beijing' } },
+    namespaces: { 'public/default': { replicationSet: regions }, 'bank/pay': { replicationSet: ['shanghai', 'beijing'] } },
+  });
+  t.teardown(() => cluster.stop());
+  // Asked in shenzhen, which holds none of the tenant's data.
+  const learned = (await cluster.admin('shenzhen').call('GET', '/tenants/bank/regions')) as Array<{ name: string; serviceUrl: string; home: boolean }>;
+  t.deepEqual(learned.map((r) => [r.name, r.home]), [['beijing', true], ['shanghai', false]]);
+  t.is(learned[0]?.serviceUrl, cluster.grpcAddress('beijing'));
+  const client = await AdmqClient.forTenant(`http://127.0.0.1:${cluster.regions.get('shenzhen')?.adminPort}`, 'bank', { failover: { failoverAfterMs: 500, checkIntervalMs: 100 } });
+  t.teardown(() => client.close());
+  t.is(client.region, 'beijing');
+  const topic = 'persistent://bank/pay/ledger';
+  await cluster.createTopic('beijing', topic, { regions: ['shanghai', 'beijing'] });
+  const producer = await client.createProducer({ topic, producerName: 'teller' });
+  await producer.send({ payload: 'deposit' });
+  await cluster.kill('beijing');
+  await waitFor(() => client.region === 'shanghai', 20_000, 'failover to the other allowed region');
+  await producer.send({ payload: 'withdrawal' });
+  t.is(client.region, 'shanghai', 'the next allowed region, never shenzhen');
+  await t.throwsAsync(cluster.admin('shenzhen').call('GET', '/tenants/nobody/regions'), { message: /not in the topology/ });
+});

@@ -55,6 +55,8 @@ function objectBody(body: unknown): Record<string, unknown> {
 
 /** What the admin API asks of the node's replication, when the node runs in a topology. */
 export interface AdminReplicationHooks {
+  /** A tenant's regions from the topology, home first, with their client endpoints; undefined for an unknown tenant. */
+  tenantRegions(tenant: string): Array<{ name: string; serviceUrl: string; home: boolean }> | undefined;
   status(): unknown;
   resetHistograms(): void;
   /** Starts a new topic's links and waits, bounded, until the neighbours hold the topic. */
@@ -88,6 +90,14 @@ export function buildAdminRoutes(broker: Broker, info: () => Record<string, unkn
     }),
     r('GET', '/tenants', () => md.listTenants().map((t) => t.name)),
     r('GET', '/tenants/:x', (p) => md.requireTenant(p[0] as string)),
+    r('GET', '/tenants/:x/regions', (p) => {
+      // Where a client of this tenant may connect, home first: what AdmqClient.forTenant asks.
+      const tenant = p[0] as string;
+      if (!replication) return [{ name: broker.region, serviceUrl: String(info().grpcAddress), home: true }];
+      const regions = replication.tenantRegions(tenant);
+      if (!regions) throw new AdmqError(ErrorCode.TenantNotFound, `tenant "${tenant}" is not in the topology`);
+      return regions;
+    }),
     r('PUT', '/tenants/:x', async (p, body) => {
       const b = objectBody(body);
       return md.createTenant(p[0] as string, { allowedRegions: b.allowedRegions as string[] | undefined });
@@ -174,6 +184,7 @@ export function startAdminServer(options: {
 }): Promise<Server> {
   const current = options.replication;
   const hooks: AdminReplicationHooks | undefined = current && {
+    tenantRegions: (tenant) => current()?.tenantRegions(tenant),
     status: () => {
       const r = current();
       if (!r) throw new AdmqError(ErrorCode.BadRequest, 'this node runs without a topology: no replication');

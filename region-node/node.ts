@@ -117,6 +117,12 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
       ...(topology && {
         replication: () =>
           replication && {
+            tenantRegions: (tenant: string) => {
+              const spec = topology.tenants.get(tenant);
+              if (!spec) return undefined;
+              const ordered = [spec.homeRegion, ...spec.allowedRegions.filter((r) => r !== spec.homeRegion)];
+              return ordered.map((name) => ({ name, serviceUrl: topology.regions.get(name)?.grpc ?? '', home: name === spec.homeRegion }));
+            },
             status: () => replication?.replicator.status(),
             resetHistograms: () => replication?.replicator.resetHistograms(),
             propagateTopic: (topic: string, timeoutMs: number) => replication?.replicator.propagate(topic, timeoutMs) ?? Promise.resolve([]),
