@@ -89,5 +89,5 @@ export {
   CONFLICT_RECORD_VALUE_INLINE_BYTES_MAX_DEFAULT,
 } from './conflict-record.ts';
 export type { ConflictPair, ConflictRecord, ConflictVersionSummary } from './conflict-record.ts';
-export { compareHlcOrder, insertInHlcOrder, releaseFrontier, releaseInHlcOrder } from './order.ts';
+export { compareHlcOrder, hlcInsertionIndex, insertInHlcOrder, releaseFrontier, releaseInHlcOrder } from './order.ts';
 export type { HlcOrdered, Release } from './order.ts';

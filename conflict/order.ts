@@ -82,11 +82,8 @@ export function releaseInHlcOrder<T extends HlcOrdered>(
   return { released: pending.slice(0, count), pending: pending.slice(count) };
 }
 
-/**
- * Inserts an entry into a sorted buffer (binary search); an entry with the same global id
- * as one already buffered is a duplicate and leaves the buffer unchanged.
- */
-export function insertInHlcOrder<T extends HlcOrdered>(buffer: readonly T[], entry: T): T[] {
+/** Where `entry` goes in a buffer sorted by (HLC, origin): the first position not before it (binary search). */
+export function hlcInsertionIndex<T extends HlcOrdered>(buffer: readonly T[], entry: T): number {
   let low = 0;
   let high = buffer.length;
   while (low < high) {
@@ -94,6 +91,15 @@ export function insertInHlcOrder<T extends HlcOrdered>(buffer: readonly T[], ent
     if (compareHlcOrder(buffer[middle] as T, entry) < 0) low = middle + 1;
     else high = middle;
   }
+  return low;
+}
+
+/**
+ * Inserts an entry into a sorted buffer (binary search); an entry with the same global id
+ * as one already buffered is a duplicate and leaves the buffer unchanged.
+ */
+export function insertInHlcOrder<T extends HlcOrdered>(buffer: readonly T[], entry: T): T[] {
+  const low = hlcInsertionIndex(buffer, entry);
   const at = buffer[low];
   if (at && at.originRegion === entry.originRegion && at.originPosition === entry.originPosition) return buffer.slice();
   const result = buffer.slice();

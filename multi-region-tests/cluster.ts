@@ -216,8 +216,8 @@ export class Cluster {
    * Creates a topic in one region and waits until every region in `regions` (default: all)
    * has it. The admin API waits for the neighbours; a relay's spokes get it one hop later.
    */
-  async createTopic(inRegion: string, topic: string, options: { partitions?: number; regions?: string[]; timeoutMs?: number } = {}): Promise<void> {
-    await this.admin(inRegion).createTopic(topic, options.partitions ?? 0);
+  async createTopic(inRegion: string, topic: string, options: { partitions?: number; keyed?: boolean; regions?: string[]; timeoutMs?: number } = {}): Promise<void> {
+    await this.admin(inRegion).createTopic(topic, options.partitions ?? 0, { keyed: options.keyed === true });
     const regions = options.regions ?? [...this.regions.keys()];
     await waitFor(
       async () => {

@@ -28,17 +28,7 @@ for (const [label, conflictPolicy] of [
     });
     t.teardown(() => cluster.stop());
     const topic = 'persistent://public/default/balances';
-    await cluster.admin('shanghai').createTopic(topic, 0, { keyed: true });
-    await waitFor(async () => {
-      for (const r of REGIONS) {
-        try {
-          await cluster.admin(r).topicTable(topic);
-        } catch {
-          return false;
-        }
-      }
-      return true;
-    }, 30_000, 'the keyed topic in every region');
+    await cluster.createTopic('shanghai', topic, { keyed: true });
     // Uneven delays reorder arrivals; shenzhen is cut off for the first half.
     cluster.proxies.get('shanghai->beijing')?.setDelay(5);
     cluster.proxies.get('beijing->shenzhen')?.setDelay(25);

@@ -14,7 +14,7 @@
 //              key's consumer only while no other consumer holds an unacked entry of the
 //              same key: when a key moves (a consumer joins or leaves), the new owner
 //              waits for the old owner's acks, and per-key order holds.
-import { SequenceSet, compareHlcOrder } from '../../conflict/index.ts';
+import { SequenceSet, compareHlcOrder, hlcInsertionIndex } from '../../conflict/index.ts';
 import { ErrorCode, type SubscriptionTypeName } from '../../proto/index.ts';
 import { AdmqError, toAdmqError } from '../errors.ts';
 import type { Entry } from '../storage/entry-codec.ts';
@@ -583,14 +583,8 @@ export class Subscription {
       pending.push(entry);
       return;
     }
-    let low = 0;
-    let high = pending.length;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      if (compareHlcOrder(pending[middle] as Entry, entry) < 0) low = middle + 1;
-      else high = middle;
-    }
-    pending.splice(low, 0, entry);
+    // In place: the pure insertInHlcOrder copies the buffer, too costly per entry here.
+    pending.splice(hlcInsertionIndex(pending, entry), 0, entry);
   }
 
   #keyHolders(): Map<number, ConsumerState | null> {
