@@ -12,6 +12,7 @@ import {
 import { Backoff } from './backoff.ts';
 import { sleep, type BrokerStub } from './connection.ts';
 import { AdmqClientError } from './errors.ts';
+import { Waiters } from './waiters.ts';
 import { nonNegative, positive } from './producer.ts';
 
 export type SubscriptionType = 'exclusive' | 'shared' | 'failover' | 'key_shared';
@@ -92,7 +93,7 @@ export class Consumer implements AdmqConsumer {
   #state: State = 'connecting';
   #stream: grpc.ClientDuplexStream<unknown, unknown> | undefined;
   #queue: Message[] = [];
-  #waiters: Waiter[] = [];
+  readonly #waiters = new Waiters();
   #consumedSinceFlow = 0;
   #requestId = 0;
   readonly #seeks = new Map<number, { resolve: () => void; reject: (e: AdmqClientError) => void }>();
@@ -199,11 +200,7 @@ export class Consumer implements AdmqConsumer {
         return;
       case 'error': {
         const error = AdmqClientError.fromWire(response.error!);
-        const waiter = this.#waiters.shift();
-        if (waiter) {
-          if (waiter.timer) clearTimeout(waiter.timer);
-          waiter.reject(error);
-        } else {
+        if (!this.#waiters.rejectNext(error)) {
           this.#failure = error;
           this.onBuffered?.();
         }
@@ -213,11 +210,9 @@ export class Consumer implements AdmqConsumer {
   }
 
   #push(message: Message): void {
-    const waiter = this.#waiters.shift();
-    if (waiter) {
-      if (waiter.timer) clearTimeout(waiter.timer);
+    if (this.#waiters.length > 0) {
       this.#consumed();
-      waiter.resolve(message);
+      this.#waiters.resolveNext(message);
     } else {
       this.#queue.push(message);
       this.onBuffered?.();
@@ -273,11 +268,7 @@ export class Consumer implements AdmqConsumer {
       this.#failure ??= error;
       this.onBuffered?.();
     }
-    for (const w of this.#waiters) {
-      if (w.timer) clearTimeout(w.timer);
-      w.reject(error);
-    }
-    this.#waiters = [];
+    this.#waiters.rejectAll(error);
     for (const s of this.#seeks.values()) s.reject(error);
     this.#seeks.clear();
   }
@@ -310,16 +301,7 @@ export class Consumer implements AdmqConsumer {
       return Promise.resolve(next);
     }
     if (this.#state === 'closed') return Promise.reject(new AdmqClientError(ErrorCode.Closed, 'consumer is closed'));
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject };
-      if (timeoutMs !== undefined) {
-        waiter.timer = setTimeout(() => {
-          this.#waiters = this.#waiters.filter((w) => w !== waiter);
-          reject(new AdmqClientError(ErrorCode.Timeout, `no message within ${timeoutMs} ms`));
-        }, timeoutMs);
-      }
-      this.#waiters.push(waiter);
-    });
+    return this.#waiters.wait(timeoutMs);
   }
 
   ack(message: Message): void {
@@ -429,8 +411,3 @@ function toMessage(topic: string, w: WireMessage): Message {
   };
 }
 
-interface Waiter {
-  resolve: (m: Message) => void;
-  reject: (e: AdmqClientError) => void;
-  timer?: NodeJS.Timeout;
-}

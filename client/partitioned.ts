@@ -3,6 +3,7 @@
 // round-robin.
 import { ErrorCode } from '../proto/index.ts';
 import { AdmqClientError } from './errors.ts';
+import { Waiters } from './waiters.ts';
 import type { AdmqConsumer, Consumer, Message } from './consumer.ts';
 import type { MessageId, OutgoingMessage, Producer } from './producer.ts';
 
@@ -50,7 +51,7 @@ export class PartitionedProducer {
  * (receiverQueueSize) holds; receive() takes from the partitions in turn.
  */
 export class PartitionedConsumer implements AdmqConsumer {
-  #waiters: Waiter[] = [];
+  readonly #waiters = new Waiters();
   #closed = false;
   #next = 0;
   readonly #byTopic: Map<string, Consumer>;
@@ -83,15 +84,11 @@ export class PartitionedConsumer implements AdmqConsumer {
       try {
         message = this.#takeAny();
       } catch (error) {
-        const waiter = this.#waiters.shift() as Waiter;
-        if (waiter.timer) clearTimeout(waiter.timer);
-        waiter.reject(error as AdmqClientError);
+        this.#waiters.rejectNext(error as AdmqClientError);
         continue;
       }
       if (!message) return;
-      const waiter = this.#waiters.shift() as Waiter;
-      if (waiter.timer) clearTimeout(waiter.timer);
-      waiter.resolve(message);
+      this.#waiters.resolveNext(message);
     }
   }
 
@@ -103,16 +100,7 @@ export class PartitionedConsumer implements AdmqConsumer {
     } catch (error) {
       return Promise.reject(error as AdmqClientError);
     }
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject };
-      if (timeoutMs !== undefined) {
-        waiter.timer = setTimeout(() => {
-          this.#waiters = this.#waiters.filter((w) => w !== waiter);
-          reject(new AdmqClientError(ErrorCode.Timeout, `no message within ${timeoutMs} ms`));
-        }, timeoutMs);
-      }
-      this.#waiters.push(waiter);
-    });
+    return this.#waiters.wait(timeoutMs);
   }
 
   #owner(message: Message): Consumer {
@@ -159,17 +147,7 @@ export class PartitionedConsumer implements AdmqConsumer {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const w of this.#waiters) {
-      if (w.timer) clearTimeout(w.timer);
-      w.reject(new AdmqClientError(ErrorCode.Closed, 'consumer is closed'));
-    }
-    this.#waiters = [];
+    this.#waiters.rejectAll(new AdmqClientError(ErrorCode.Closed, 'consumer is closed'));
     await Promise.all(this.partitions.map((c) => c.close()));
   }
-}
-
-interface Waiter {
-  resolve: (m: Message) => void;
-  reject: (e: AdmqClientError) => void;
-  timer?: NodeJS.Timeout;
 }
