@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AdminClient, AdmqClient, type Message } from '../client/index.ts';
 import { prepareDev } from '../cli/dev.ts';
-import { freePort, startNodeProcess, waitFor, type NodeProcess } from '../test-support/processes.ts';
+import { freePorts, startNodeProcess, waitFor, type NodeProcess } from '../test-support/processes.ts';
 import { FaultProxy } from './fault-proxy.ts';
 
 export interface ClusterOptions {
@@ -58,7 +58,8 @@ export class Cluster {
     // Certificates come from the same code as `admq dev`.
     if (transport !== 'insecure') await prepareDev({ dir, regions: options.regions, basePort: 1, transport });
     const ports = new Map<string, { grpc: number; admin: number; replication: number }>();
-    for (const r of options.regions) ports.set(r, { grpc: await freePort(), admin: await freePort(), replication: await freePort() });
+    const picked = await freePorts(options.regions.length * 3);
+    options.regions.forEach((r, i) => ports.set(r, { grpc: picked[3 * i] as number, admin: picked[3 * i + 1] as number, replication: picked[3 * i + 2] as number }));
     const links = options.links ?? options.regions.flatMap((a, i) => options.regions.slice(i + 1).map((b) => [a, b] as [string, string]));
     const proxies = new Map<string, FaultProxy>();
     for (const [a, b] of links) {
@@ -125,9 +126,7 @@ export class Cluster {
 
   async #movePorts(name: string): Promise<void> {
     const r = this.#region(name);
-    r.grpcPort = await freePort();
-    r.adminPort = await freePort();
-    r.replicationPort = await freePort();
+    [r.grpcPort, r.adminPort, r.replicationPort] = (await freePorts(3)) as [number, number, number];
     this.#topology.regions[name] = { ...this.#topology.regions[name], grpc: `127.0.0.1:${r.grpcPort}`, admin: `127.0.0.1:${r.adminPort}`, replication: `127.0.0.1:${r.replicationPort}` };
     writeFileSync(this.topologyPath, JSON.stringify(this.#topology, null, 2));
     for (const [key, proxy] of this.proxies) if (key.endsWith(`->${name}`)) proxy.retarget(r.replicationPort);
