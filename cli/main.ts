@@ -4,6 +4,7 @@ import { AdminClient, AdmqClient, AdmqClientError, type SubscriptionType } from 
 import { AdmqError, start } from '../region-node/index.ts';
 import { CONNECTION_OPTIONS, GLOBAL_HELP, UsageError, adminUrl, int, list, parse, printJson, serviceUrl, str } from './args.ts';
 import { runConsumeLoad, runProduceLoad } from './perf.ts';
+import { plannedFailover } from '../operations/planned-failover.ts';
 
 const MAIN_HELP = `admq — geo-distributed, active-active message queue
 
@@ -13,8 +14,9 @@ Commands:
   dev            run a local three-region deployment (shanghai, beijing, shenzhen) with TLCP links
   start          run a region node (standalone, or one region of a topology)
   replication    replication status: per topic and region pair, backlog, delay, watermarks
-  tenants        list, get, create and delete tenants
-  namespaces     list, create and delete namespaces
+  failover       planned failover: move a tenant's home region with no loss (fence, drain, move)
+  tenants        list, get, create and delete tenants; placement, fences
+  namespaces     list, create and delete namespaces; replication sets
   topics         list, create, delete and inspect topics and their subscriptions
   produce        send messages from arguments, a file or stdin
   consume        receive messages with a named subscription
@@ -103,18 +105,29 @@ async function cmdStart(argv: string[]): Promise<number> {
   return 0;
 }
 
-const TENANTS_HELP = `Usage: admq tenants <list | get T | create T [--allowed-regions a,b] | delete T>
+const TENANTS_HELP = `Usage: admq tenants <action> ...
 
   list                       list tenants
   get TENANT                 show a tenant
-  create TENANT              create a tenant; --allowed-regions limits where its data may live
-                             (default: this node's region)
+  create TENANT [--allowed-regions a,b] [--home-region a]
+                             create a tenant; --allowed-regions limits where its data may live
+                             (default: this node's region). In a topology the tenant's placement
+                             replicates, so it exists in every region it allows
   delete TENANT              delete a tenant that has no namespaces
+  set-placement TENANT [--allowed-regions a,b] [--home-region a]
+                             change where a tenant may live and its home region (topology only;
+                             replicated to every region, last writer wins by HLC). Refused with
+                             ADMQ_ERR_RESIDENCY when a namespace of the tenant replicates to a
+                             region that would no longer be allowed, or the home is not allowed
+  fence TENANT               refuse the tenant's writes in its home region (what failover does
+                             first); prints the HLC below which every accepted write lies
+  unfence TENANT             lift the fence
+  regions TENANT             the tenant's regions, home first, with their endpoints
 
 ${GLOBAL_HELP}`;
 
 async function cmdTenants(argv: string[]): Promise<number> {
-  const parsed = parse(argv, { ...CONNECTION_OPTIONS, 'allowed-regions': { type: 'string' } }, TENANTS_HELP);
+  const parsed = parse(argv, { ...CONNECTION_OPTIONS, 'allowed-regions': { type: 'string' }, 'home-region': { type: 'string' } }, TENANTS_HELP);
   if (parsed === 'help') return help(TENANTS_HELP);
   const admin = new AdminClient(adminUrl(parsed.values));
   const [action, tenant] = parsed.positionals;
@@ -127,9 +140,26 @@ async function cmdTenants(argv: string[]): Promise<number> {
       return 0;
     case 'create': {
       const regions = str(parsed.values, 'allowed-regions');
-      printJson(await admin.createTenant(need(tenant, 'TENANT', TENANTS_HELP), regions ? { allowedRegions: regions.split(',') } : {}));
+      const home = str(parsed.values, 'home-region');
+      printJson(await admin.call('PUT', `/tenants/${encodeURIComponent(need(tenant, 'TENANT', TENANTS_HELP))}`, { ...(regions && { allowedRegions: regions.split(',') }), ...(home && { homeRegion: home }) }));
       return 0;
     }
+    case 'set-placement': {
+      const regions = str(parsed.values, 'allowed-regions');
+      const home = str(parsed.values, 'home-region');
+      if (!regions && !home) throw new UsageError(`set-placement needs --allowed-regions, --home-region or both\n\n${TENANTS_HELP}`);
+      printJson(await admin.setTenantPlacement(need(tenant, 'TENANT', TENANTS_HELP), { ...(regions && { allowedRegions: regions.split(',') }), ...(home && { homeRegion: home }) }));
+      return 0;
+    }
+    case 'fence':
+      printJson(await admin.fenceTenant(need(tenant, 'TENANT', TENANTS_HELP)));
+      return 0;
+    case 'unfence':
+      printJson(await admin.unfenceTenant(need(tenant, 'TENANT', TENANTS_HELP)));
+      return 0;
+    case 'regions':
+      printJson(await admin.call('GET', `/tenants/${encodeURIComponent(need(tenant, 'TENANT', TENANTS_HELP))}/regions`));
+      return 0;
     case 'delete':
       await admin.deleteTenant(need(tenant, 'TENANT', TENANTS_HELP));
       console.log(`deleted tenant ${tenant}`);
@@ -139,26 +169,46 @@ async function cmdTenants(argv: string[]): Promise<number> {
   }
 }
 
-const NAMESPACES_HELP = `Usage: admq namespaces <list TENANT | create T/N | delete T/N>
+const NAMESPACES_HELP = `Usage: admq namespaces <action> ...
 
   list TENANT                list a tenant's namespaces
-  create TENANT/NAMESPACE    create a namespace
+  create TENANT/NAMESPACE [--replication-set a,b]
+                             create a namespace; with --replication-set (topology only) its
+                             placement replicates and creates it in those regions
+  set-replication TENANT/NAMESPACE --replication-set a,b
+                             change the regions a namespace replicates to (topology only).
+                             Refused with ADMQ_ERR_RESIDENCY outside the tenant's allowed regions,
+                             or when the set is not connected by links inside it. A region
+                             removed from the set stops receiving and refuses new writes to the
+                             namespace; the data it holds stays there (read-only, never deleted
+                             silently) until deleted with 'admq topics delete' in that region
   delete TENANT/NAMESPACE    delete a namespace that has no topics
+  placement                  every tenant's and namespace's current placement (JSON)
 
 ${GLOBAL_HELP}`;
 
 async function cmdNamespaces(argv: string[]): Promise<number> {
-  const parsed = parse(argv, CONNECTION_OPTIONS, NAMESPACES_HELP);
+  const parsed = parse(argv, { ...CONNECTION_OPTIONS, 'replication-set': { type: 'string' } }, NAMESPACES_HELP);
   if (parsed === 'help') return help(NAMESPACES_HELP);
   const admin = new AdminClient(adminUrl(parsed.values));
   const [action, name] = parsed.positionals;
+  const replicationSet = str(parsed.values, 'replication-set')?.split(',');
   switch (action) {
+    case 'placement':
+      printJson(await admin.placement());
+      return 0;
+    case 'set-replication':
+      if (!replicationSet) throw new UsageError(`set-replication needs --replication-set\n\n${NAMESPACES_HELP}`);
+      printJson(await admin.setNamespacePlacement(need(name, 'TENANT/NAMESPACE', NAMESPACES_HELP), replicationSet));
+      return 0;
     case 'list':
       for (const n of await admin.listNamespaces(need(name, 'TENANT', NAMESPACES_HELP))) console.log(n);
       return 0;
-    case 'create':
-      printJson(await admin.createNamespace(need(name, 'TENANT/NAMESPACE', NAMESPACES_HELP)));
+    case 'create': {
+      const ns = need(name, 'TENANT/NAMESPACE', NAMESPACES_HELP);
+      printJson(replicationSet ? await admin.call('PUT', `/namespaces/${ns.split('/').map(encodeURIComponent).join('/')}`, { replicationSet }) : await admin.createNamespace(ns));
       return 0;
+    }
     case 'delete':
       await admin.deleteNamespace(need(name, 'TENANT/NAMESPACE', NAMESPACES_HELP));
       console.log(`deleted namespace ${name}`);
@@ -461,6 +511,54 @@ async function cmdPerf(argv: string[]): Promise<number> {
   throw new UsageError(PERF_HELP);
 }
 
+const FAILOVER_HELP = `Usage: admq failover --tenant TENANT --to REGION [options]
+
+Planned failover: moves a tenant's home region with no loss (RPO 0).
+  1. fence   the current home refuses the tenant's writes (producers there get
+             ADMQ_ERR_TENANT_FENCED, keep their messages and retry);
+  2. drain   waits until the target holds every write the old home accepted (its HLC
+             watermark for the old home passes the fence), showing the backlog as it goes;
+  3. move    the tenant's home becomes REGION;
+  4. unfence producers follow the new home (AdmqClient.forTenant) without a restart.
+If the drain times out or a step fails, the fence is lifted and the home stays where it was.
+The regions' admin endpoints are learned from the node at --admin-url (any region).
+
+Options:
+  --tenant TENANT     the tenant to move (required)
+  --to REGION         the new home region, one of the tenant's allowed regions (required)
+  --timeout-s S       longest wait for the drain (default 300)
+  --json              print the result as JSON (phases' times in ms)
+
+${GLOBAL_HELP}`;
+
+async function cmdFailover(argv: string[]): Promise<number> {
+  const parsed = parse(argv, { ...CONNECTION_OPTIONS, tenant: { type: 'string' }, to: { type: 'string' }, 'timeout-s': { type: 'string' }, json: { type: 'boolean' } }, FAILOVER_HELP);
+  if (parsed === 'help') return help(FAILOVER_HELP);
+  const tenant = str(parsed.values, 'tenant');
+  const to = str(parsed.values, 'to');
+  if (!tenant || !to) throw new UsageError(`--tenant and --to are required\n\n${FAILOVER_HELP}`);
+  const regions = await new AdminClient(adminUrl(parsed.values)).call<Array<{ name: string; adminUrl: string }>>('GET', `/tenants/${encodeURIComponent(tenant)}/regions`);
+  const adminUrls = Object.fromEntries(regions.map((r) => [r.name, r.adminUrl]));
+  let lastLine = 0;
+  const result = await plannedFailover({
+    tenant,
+    to,
+    adminUrls,
+    timeoutMs: int(parsed.values, 'timeout-s', 300, 1) * 1000,
+    onProgress: (p) => {
+      // The drain reports every poll; print it at most twice a second.
+      if (p.phase === 'drain' && p.topicsPending !== 0 && Date.now() - lastLine < 500) return;
+      lastLine = Date.now();
+      const detail = p.phase === 'drain' ? ` — ${p.topicsPending} topic(s) behind, ${p.backlogEntries} entries to ship` : '';
+      console.error(`[${(p.elapsedMs / 1000).toFixed(2)} s] ${p.phase} ${p.tenant}: ${p.from} → ${p.to}${detail}`);
+    },
+  });
+  if (parsed.values.json === true) printJson(result);
+  else console.log(`tenant ${result.tenant} moved from ${result.from} to ${result.to} in ${result.totalMs} ms (drain ${result.drainMs} ms, ${result.topics.length} topic(s)); RPO 0`);
+  if (result.namespacesNotReplicatedToTarget.length > 0) console.error(`note: ${result.namespacesNotReplicatedToTarget.join(', ')} do not replicate to ${to}; their data stays where it is`);
+  return 0;
+}
+
 const REPLICATION_HELP = `Usage: admq replication status [--json]
 
 Shows, for every replicated topic and region pair of the node, the link state, backlog,
@@ -574,6 +672,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   dev: cmdDev,
   start: cmdStart,
   replication: cmdReplication,
+  failover: cmdFailover,
   tenants: cmdTenants,
   namespaces: cmdNamespaces,
   topics: cmdTopics,

@@ -48,6 +48,14 @@ export class AdminClient {
   deleteSubscription = (topic: string, subscription: string, force = false): Promise<void> =>
     this.call('DELETE', `/topics/${path3(topic)}/subscriptions/${enc(subscription)}${force ? '?force=true' : ''}`);
   health = (): Promise<{ status: string; region: string }> => this.call('GET', '/health');
+  /** Runtime placement (topology deployments): tenants, namespaces, and the records laid over the topology. */
+  placement = (): Promise<PlacementView> => this.call('GET', '/placement');
+  setTenantPlacement = (tenant: string, change: { allowedRegions?: string[]; homeRegion?: string }): Promise<TenantPlacementView> =>
+    this.call('POST', `/tenants/${enc(tenant)}/placement`, change);
+  setNamespacePlacement = (namespace: string, replicationSet: string[]): Promise<unknown> => this.call('POST', `/namespaces/${path2(namespace)}/placement`, { replicationSet });
+  fenceTenant = (tenant: string): Promise<{ tenant: string; region: string; fencedAtHlc: string }> => this.call('POST', `/tenants/${enc(tenant)}/fence`);
+  unfenceTenant = (tenant: string): Promise<TenantPlacementView> => this.call('DELETE', `/tenants/${enc(tenant)}/fence`);
+  replicationStatus = (): Promise<ReplicationStatusView> => this.call('GET', '/replication/status');
 }
 
 function enc(part: string): string {
@@ -66,4 +74,26 @@ function path3(topic: string): string {
   const parts = rest.split('/');
   if (parts.length !== 3) throw new AdmqClientError(ErrorCode.TopicName, `topic "${topic}" must have the form [persistent://]tenant/namespace/topic`);
   return parts.map(enc).join('/');
+}
+
+export interface TenantPlacementView {
+  name: string;
+  allowedRegions: string[];
+  homeRegion: string;
+  fencedIn?: string;
+}
+
+export interface PlacementView {
+  region: string;
+  tenants: TenantPlacementView[];
+  namespaces: Array<{ name: string; tenant: string; replicationSet: string[] }>;
+  records: Array<{ key: string; originRegion: string; hlc: string }>;
+}
+
+export interface ReplicationStatusView {
+  region: string;
+  links: Array<{ topic: string; to: string; state: string; backlogEntries: number; replicationDelayMs: number } & Record<string, unknown>>;
+  receiver: Record<string, unknown>;
+  /** Per topic, per origin region: the HLC (decimal) up to which that origin's writes are durable here. */
+  watermarks: Record<string, Record<string, string>>;
 }

@@ -44,6 +44,8 @@ export class AdmqClient {
   readonly #producers = new Set<AnyProducer>();
   readonly #consumers = new Set<AdmqConsumer>();
   #closed = false;
+  #onTenantFenced: (() => void) | undefined;
+  #placementTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ClientOptions = {}) {
     this.serviceUrl = options.serviceUrl ?? options.regions?.[0]?.serviceUrl ?? '127.0.0.1:6650';
@@ -58,8 +60,14 @@ export class AdmqClient {
     if (options.regions && options.serviceUrl) throw new AdmqClientError(ErrorCode.Config, 'give either serviceUrl or regions, not both');
     this.#regions = new RegionSelector(regions, options.credentials ?? grpc.credentials.createInsecure(), this.#messageBytesMax, options.failover);
     // Moving region: every producer and consumer reconnects through the new region's channel.
-    this.#regions.onSwitch(() => {
-      for (const p of this.#producers) for (const part of p instanceof PartitionedProducer ? p.partitions : [p]) part.reconnect();
+    this.#regions.onSwitch((_region, reason) => {
+      // Out of a live region, producers let their in-flight sends be acked there first.
+      for (const p of this.#producers) {
+        for (const part of p instanceof PartitionedProducer ? p.partitions : [p]) {
+          if (reason === 'preference') void part.moveGracefully();
+          else part.reconnect();
+        }
+      }
       for (const c of this.#consumers) for (const part of c instanceof PartitionedConsumer ? c.partitions : [c as Consumer]) part.reconnect();
     });
   }
@@ -68,9 +76,44 @@ export class AdmqClient {
    * A client for one tenant that learns the tenant's regions (home first, only those it
    * may use) from any region's admin API, and fails over between them.
    */
-  static async forTenant(adminUrl: string, tenant: string, options: Omit<ClientOptions, 'serviceUrl' | 'regions'> = {}): Promise<AdmqClient> {
-    const regions = await new AdminClient(adminUrl).call<RegionEndpoint[]>('GET', `/tenants/${encodeURIComponent(tenant)}/regions`);
-    return new AdmqClient({ ...options, regions: regions.map((r) => ({ name: r.name, serviceUrl: r.serviceUrl })) });
+  static async forTenant(adminUrl: string, tenant: string, options: Omit<ClientOptions, 'serviceUrl' | 'regions'> & { placementRefreshMs?: number } = {}): Promise<AdmqClient> {
+    const regions = await fetchTenantRegions([adminUrl], tenant);
+    const client = new AdmqClient({ ...options, regions: regions.map((r) => ({ name: r.name, serviceUrl: r.serviceUrl })) });
+    client.#followTenant(tenant, [adminUrl, ...regions.map((r) => r.adminUrl).filter((u): u is string => typeof u === 'string' && u !== adminUrl)], options.placementRefreshMs ?? 30_000);
+    return client;
+  }
+
+  /**
+   * Keeps the preference order on the tenant's current home region: looked up every
+   * `refreshMs`, and at once (at most every 200 ms) while a node refuses the tenant's
+   * writes for a planned failover, so producers follow the move without a restart.
+   */
+  #followTenant(tenant: string, adminUrls: string[], refreshMs: number): void {
+    let inFlight = false;
+    let again = false;
+    let lastMs = 0;
+    const refresh = (): void => {
+      if (this.#closed) return;
+      // One lookup at a time, at most every 200 ms; a request meanwhile runs after it.
+      if (inFlight || Date.now() - lastMs < 200) {
+        again = true;
+        if (!inFlight) setTimeout(refresh, 200 - (Date.now() - lastMs)).unref();
+        return;
+      }
+      inFlight = true;
+      again = false;
+      lastMs = Date.now();
+      fetchTenantRegions(adminUrls, tenant)
+        .then((regions) => this.#regions.setPreference(regions.map((r) => r.name)))
+        .catch(() => {}) // every region's admin API unreachable: keep the order we have
+        .finally(() => {
+          inFlight = false;
+          if (again) setTimeout(refresh, 200).unref();
+        });
+    };
+    this.#onTenantFenced = refresh;
+    this.#placementTimer = setInterval(refresh, refreshMs);
+    this.#placementTimer.unref();
   }
 
   /** The region this client talks to now (with `regions`; "default" otherwise). */
@@ -92,6 +135,7 @@ export class AdmqClient {
       backoffInitialMs: this.#backoffInitialMs,
       backoffMaxMs: this.#backoffMaxMs,
       operationTimeoutMs: this.#operationTimeoutMs,
+      onTenantFenced: () => this.#onTenantFenced?.(),
     };
   }
 
@@ -145,8 +189,22 @@ export class AdmqClient {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#placementTimer) clearInterval(this.#placementTimer);
     await Promise.allSettled([...this.#producers].map((p) => p.close()));
     await Promise.allSettled([...this.#consumers].map((c) => c.close()));
     this.#regions.close();
   }
+}
+
+/** A tenant's regions, home first, from the first of `adminUrls` that answers. */
+async function fetchTenantRegions(adminUrls: readonly string[], tenant: string): Promise<Array<RegionEndpoint & { adminUrl?: string; home?: boolean }>> {
+  let last: unknown;
+  for (const url of adminUrls) {
+    try {
+      return await new AdminClient(url).call<Array<RegionEndpoint & { adminUrl?: string; home?: boolean }>>('GET', `/tenants/${encodeURIComponent(tenant)}/regions`);
+    } catch (error) {
+      last = error;
+    }
+  }
+  throw last;
 }

@@ -35,8 +35,8 @@ export class AdmqClientError extends Error {
     return new AdmqClientError(code, error.message);
   }
 
-  /** Whether reconnecting may help: the node went away or is restarting. */
+  /** Whether reconnecting may help: the node went away or is restarting, or the tenant is fenced for a moment. */
   get retriable(): boolean {
-    return this.code === ErrorCode.Connection || this.code === ErrorCode.ShuttingDown;
+    return this.code === ErrorCode.Connection || this.code === ErrorCode.ShuttingDown || this.code === ErrorCode.TenantFenced;
   }
 }

@@ -44,6 +44,8 @@ export interface MessageId {
   duplicate: boolean;
   /** Hybrid logical clock timestamp assigned by the node. */
   hlc: bigint;
+  /** The region whose node acknowledged the send (with region failover, not always the client's current one). */
+  region: string;
 }
 
 /** A message from send() until its receipt; it is also what the send batch encoder reads. */
@@ -64,6 +66,8 @@ interface PendingSend extends SendItem {
  * flowing at the cost of a few more, smaller requests; at full load batches fill anyway.
  */
 const EAGER_BATCHES_IN_FLIGHT = 4;
+/** Retry interval while the tenant is fenced for a planned failover. */
+const FENCED_RETRY_MS = 200;
 type State = 'connecting' | 'ready' | 'closing' | 'closed';
 
 export interface ProducerContext {
@@ -72,12 +76,18 @@ export interface ProducerContext {
   backoffInitialMs: number;
   backoffMaxMs: number;
   operationTimeoutMs: number;
+  /** Called while the node refuses the tenant's writes (planned failover): the client looks for the new home region. */
+  onTenantFenced?: () => void;
 }
 
 export class Producer {
   readonly topic: string;
   #name: string;
   #state: State = 'connecting';
+  /** Moving region gracefully: batches wait in #unsent while the in-flight ones are acked. */
+  #holding = false;
+  /** Region of the node on the current stream, as it said when the producer opened. */
+  #streamRegion = '';
   #stream: grpc.ClientDuplexStream<unknown, unknown> | undefined;
   #lastSequenceId = -1;
   #batch: PendingSend[] = [];
@@ -152,6 +162,7 @@ export class Producer {
       case 'opened': {
         const opened = response.opened!;
         this.#name = opened.producerName;
+        this.#streamRegion = opened.region ?? '';
         const stored = Number(opened.lastSequenceId);
         if (stored > this.#lastSequenceId) this.#lastSequenceId = stored;
         this.#state = this.#state === 'closing' ? 'closing' : 'ready';
@@ -194,7 +205,7 @@ export class Producer {
         p.reject(new AdmqClientError(ErrorCode.Internal, `receipt ${requestId} lacks result ${i}`));
         return;
       }
-      p.resolve({ topic: this.topic, offset: Number(r.offset), sequenceId: p.sequenceId, duplicate: r.duplicate, hlc: BigInt(r.hlc) });
+      p.resolve({ topic: this.topic, offset: Number(r.offset), sequenceId: p.sequenceId, duplicate: r.duplicate, hlc: BigInt(r.hlc), region: this.#streamRegion });
     });
     this.#settled(batch.length);
     if (this.#inflight.size < EAGER_BATCHES_IN_FLIGHT && this.#batch.length > 0) this.#flushBatch();
@@ -224,15 +235,21 @@ export class Producer {
       return;
     }
     this.#state = this.#state === 'closing' ? 'closing' : 'connecting';
-    void this.#reconnectLoop();
+    void this.#reconnectLoop(error);
   }
 
-  async #reconnectLoop(): Promise<void> {
+  async #reconnectLoop(error?: AdmqClientError): Promise<void> {
+    let fenced = error?.code === ErrorCode.TenantFenced;
     while (this.#state === 'connecting' || this.#state === 'closing') {
-      await sleep(this.#backoff.next(), this.#abort.signal);
+      // A fence lasts as long as a planned failover's drain: retry often rather than back
+      // off, and let the client look for the tenant's new home region meanwhile.
+      if (fenced) this.ctx.onTenantFenced?.();
+      await sleep(fenced ? Math.min(FENCED_RETRY_MS, this.#backoff.next()) : this.#backoff.next(), this.#abort.signal);
       if (this.#abort.signal.aborted) return;
       try {
         await this.#connect();
+        // The fence is over: the tenant's home has probably moved; look again.
+        if (fenced) this.ctx.onTenantFenced?.();
         return;
       } catch (error) {
         const typed = error as AdmqClientError;
@@ -240,6 +257,7 @@ export class Producer {
           this.#fail(typed);
           return;
         }
+        fenced = typed.code === ErrorCode.TenantFenced;
       }
     }
   }
@@ -353,7 +371,7 @@ export class Producer {
     const batch = this.#batch;
     this.#batch = [];
     this.#batchBytes = 0;
-    if ((this.#state === 'ready' || this.#state === 'closing') && this.#stream && !this.#opened) this.#write(batch);
+    if ((this.#state === 'ready' || this.#state === 'closing') && this.#stream && !this.#opened && !this.#holding) this.#write(batch);
     else this.#unsent.push(batch);
   }
 
@@ -381,6 +399,29 @@ export class Producer {
    * Drops the current stream and reconnects through the context's stub, which may now
    * point at another region; unacknowledged sends go again with the same sequence ids.
    */
+  /**
+   * Moves to the client's new region when the old one is still up (the tenant's home moved,
+   * or the client returns home): new batches wait while the ones in flight are
+   * acknowledged, at most `timeoutMs`, and only then does the producer reconnect. Resending
+   * in the new region a message the old one had stored but not yet replicated would store
+   * it twice under two origins; waiting for its ack avoids that.
+   */
+  async moveGracefully(timeoutMs = 5000): Promise<void> {
+    const stream = this.#stream;
+    if (!stream || this.#state !== 'ready') {
+      this.reconnect();
+      return;
+    }
+    this.#holding = true;
+    try {
+      const deadline = Date.now() + timeoutMs;
+      while (this.#inflight.size > 0 && this.#stream === stream && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    } finally {
+      this.#holding = false;
+    }
+    if (this.#stream === stream) this.reconnect();
+  }
+
   reconnect(): void {
     const stream = this.#stream;
     if (!stream || this.#state === 'closed') return;

@@ -17,6 +17,9 @@ export interface RegionEndpoint {
   serviceUrl: string;
 }
 
+/** Why the client moved: its region was down, or a more preferred region is up (the old one still is). */
+export type SwitchReason = 'outage' | 'preference';
+
 export interface FailoverOptions {
   /** How long the current region may be unreachable before the client moves, in ms. Default 3,000. */
   failoverAfterMs?: number;
@@ -38,13 +41,13 @@ interface RegionState {
 }
 
 export class RegionSelector {
-  readonly #regions: RegionState[];
+  #regions: RegionState[];
   #current = 0;
   readonly #failoverAfterMs: number;
   readonly #switchBack: boolean;
   readonly #switchBackAfterMs: number;
   readonly #timer: NodeJS.Timeout;
-  readonly #listeners = new Set<(region: string) => void>();
+  readonly #listeners = new Set<(region: string, reason: SwitchReason) => void>();
 
   constructor(regions: RegionEndpoint[], credentials: grpc.ChannelCredentials, messageBytesMax: number, options: FailoverOptions = {}) {
     if (regions.length === 0) throw new AdmqClientError(ErrorCode.Config, 'regions must list at least one region');
@@ -73,8 +76,30 @@ export class RegionSelector {
     return (this.#regions[this.#current] as RegionState).stub;
   }
 
+  /** The regions in preference order. */
+  get preference(): string[] {
+    return this.#regions.map((r) => r.endpoint.name);
+  }
+
+  /**
+   * A new preference order (the tenant's home moved). Regions not named keep their order
+   * after the named ones; names this client has no channel for are ignored. When the new
+   * first region is up, the client moves there at once: a planned move, not an outage.
+   */
+  setPreference(names: readonly string[]): void {
+    const rank = (r: RegionState): number => {
+      const i = names.indexOf(r.endpoint.name);
+      return i < 0 ? names.length : i;
+    };
+    const current = this.#regions[this.#current] as RegionState;
+    this.#regions = [...this.#regions].sort((a, b) => rank(a) - rank(b));
+    this.#current = this.#regions.indexOf(current);
+    const first = this.#regions[0] as RegionState;
+    if (first !== current && first.upSinceMs !== undefined) this.#switchTo(0, 'preference');
+  }
+
   /** Called with the new region's name whenever the client moves. */
-  onSwitch(listener: (region: string) => void): () => void {
+  onSwitch(listener: (region: string, reason: SwitchReason) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
@@ -93,19 +118,19 @@ export class RegionSelector {
     if (current.upSinceMs === undefined && now - current.lastUpMs >= this.#failoverAfterMs) {
       // The first region, in preference order, that is up.
       const next = this.#regions.findIndex((r) => r.upSinceMs !== undefined);
-      if (next >= 0) this.#switchTo(next);
+      if (next >= 0) this.#switchTo(next, 'outage');
       return;
     }
     if (this.#switchBack) {
       const preferred = this.#regions.findIndex((r, i) => i < this.#current && r.upSinceMs !== undefined && now - r.upSinceMs >= this.#switchBackAfterMs);
-      if (preferred >= 0) this.#switchTo(preferred);
+      if (preferred >= 0) this.#switchTo(preferred, 'preference');
     }
   }
 
-  #switchTo(index: number): void {
+  #switchTo(index: number, reason: SwitchReason): void {
     if (index === this.#current) return;
     this.#current = index;
-    for (const listener of this.#listeners) listener(this.current);
+    for (const listener of this.#listeners) listener(this.current, reason);
   }
 
   close(): void {

@@ -31,7 +31,7 @@ test.serial('client failover: the home region is killed mid-stream; sends go on 
     const sequenceId = producer.lastSequenceId + 1;
     try {
       const id = await producer.send({ payload: `m${i}` });
-      history.recordProduce({ region: client.region, topic, producer: 'roaming', sequenceId: id.sequenceId, payload: `m${i}`, acked: true, originRegion: client.region, originPosition: id.offset, offset: id.offset, hlc: id.hlc, atMs: Date.now() });
+      history.recordProduce({ region: id.region, topic, producer: 'roaming', sequenceId: id.sequenceId, payload: `m${i}`, acked: true, originRegion: id.region, originPosition: id.offset, offset: id.offset, hlc: id.hlc, atMs: Date.now() });
     } catch {
       history.recordProduce({ region: client.region, topic, producer: 'roaming', sequenceId, payload: `m${i}`, acked: false, atMs: Date.now() });
     }

@@ -29,7 +29,7 @@ test.serial('replication: partition of one region heals (3 regions, full mesh, T
   await new Promise((resolve) => setTimeout(resolve, 4000));
   await waitFor(() => work.acked() >= atPartition + 600, 30_000, 'writes during the partition');
   const status = await cluster.replicationStatus('shanghai');
-  const toShenzhen = status.links.filter((l) => l.to === 'shenzhen');
+  const toShenzhen = status.links.filter((l) => l.topic === topic && l.to === 'shenzhen');
   t.true(toShenzhen.length > 0);
   for (const link of toShenzhen) {
     t.true(Number(link.backlogEntries) > 0, 'entries wait for the cut-off region');
@@ -130,7 +130,7 @@ test.serial('clock skew: a region 3 s ahead is refused with an alert, then conve
   const work = runProducers(cluster, history, { topic, regions: ['beijing'], messagesMax: 100, durationMs: 20_000 });
   await work.finished();
   await waitFor(async () => Number((await cluster.replicationStatus('shanghai')).receiver.clockSkewRefusals) > 0, 30_000, 'shanghai to refuse the skewed batch');
-  const link = (await cluster.replicationStatus('beijing')).links.find((l) => l.to === 'shanghai');
+  const link = (await cluster.replicationStatus('beijing')).links.find((l) => l.topic === topic && l.to === 'shanghai');
   t.is(link?.clockSkewAlert, true);
   t.true(Number(link?.replicationDelayMs) > 0, 'a refused link never reports zero delay');
   t.is(((await cluster.admin('shanghai').topicStats(topic)) as { entries: number }).entries, 0, 'nothing accepted while skewed');

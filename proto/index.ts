@@ -42,6 +42,7 @@ export const ErrorCode = {
   // Replication between regions.
   ClockSkew: 'ADMQ_ERR_CLOCK_SKEW',
   Residency: 'ADMQ_ERR_RESIDENCY',
+  TenantFenced: 'ADMQ_ERR_TENANT_FENCED',
   Unauthorized: 'ADMQ_ERR_UNAUTHORIZED',
 } as const;
 

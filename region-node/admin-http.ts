@@ -4,7 +4,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { ErrorCode } from '../proto/index.ts';
 import type { Broker } from './broker/broker.ts';
 import { AdmqError, BadRequestError, httpStatusOf, toAdmqError } from './errors.ts';
-import { parseTopicName } from './names.ts';
+import { parseTopicName, validateNamespaceName, validateTenantName } from './names.ts';
+import type { PlacementStore } from './placement-store.ts';
 
 const BODY_BYTES_MAX = 1024 * 1024;
 
@@ -47,6 +48,21 @@ function send(res: ServerResponse, status: number, value: unknown): void {
   res.end(body);
 }
 
+function optionalRegions(body: Record<string, unknown>, field: string): string[] | undefined {
+  const value = body[field];
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.some((r) => typeof r !== 'string' || !/^[a-z][a-z0-9-]*$/.test(r))) {
+    throw new BadRequestError(`${field} must be a list of lowercase region names`);
+  }
+  return value as string[];
+}
+
+function optionalString(body: Record<string, unknown>, field: string): string | undefined {
+  const value = body[field];
+  if (value !== undefined && typeof value !== 'string') throw new BadRequestError(`${field} must be a string`);
+  return value;
+}
+
 function objectBody(body: unknown): Record<string, unknown> {
   if (body === undefined) return {};
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequestError('request body must be a JSON object');
@@ -55,8 +71,10 @@ function objectBody(body: unknown): Record<string, unknown> {
 
 /** What the admin API asks of the node's replication, when the node runs in a topology. */
 export interface AdminReplicationHooks {
-  /** A tenant's regions from the topology, home first, with their client endpoints; undefined for an unknown tenant. */
-  tenantRegions(tenant: string): Array<{ name: string; serviceUrl: string; home: boolean }> | undefined;
+  /** A tenant's regions from its current placement, home first, with their client and admin endpoints; undefined for an unknown tenant. */
+  tenantRegions(tenant: string): Array<{ name: string; serviceUrl: string; adminUrl: string; home: boolean }> | undefined;
+  /** Runtime placement: tenants' regions, namespaces' replication sets, fences. */
+  placement: PlacementStore;
   status(): unknown;
   resetHistograms(): void;
   /** Starts a new topic's links and waits, bounded, until the neighbours hold the topic. */
@@ -76,6 +94,10 @@ export function buildAdminRoutes(broker: Broker, info: () => Record<string, unkn
     handler,
   });
   const md = broker.metadata;
+  const requirePlacement = (): PlacementStore => {
+    if (!replication) throw new AdmqError(ErrorCode.BadRequest, 'this node runs without a topology: placement is this region only');
+    return replication.placement;
+  };
   return [
     r('GET', '/health', () => ({ status: 'ok', region: broker.region })),
     r('GET', '/node', () => info()),
@@ -100,7 +122,44 @@ export function buildAdminRoutes(broker: Broker, info: () => Record<string, unkn
     }),
     r('PUT', '/tenants/:x', async (p, body) => {
       const b = objectBody(body);
-      return md.createTenant(p[0] as string, { allowedRegions: b.allowedRegions as string[] | undefined });
+      const name = validateTenantName(p[0] as string);
+      if (!replication) return md.createTenant(name, { allowedRegions: optionalRegions(b, 'allowedRegions') });
+      // In a topology a new tenant's placement replicates, so that it exists in every region it allows.
+      if (md.getTenant(name) || replication.placement.current.tenants.has(name)) throw new AdmqError(ErrorCode.AlreadyExists, `tenant "${name}" already exists`);
+      const allowedRegions = optionalRegions(b, 'allowedRegions') ?? [broker.region];
+      await replication.placement.setTenant(name, { allowedRegions, homeRegion: optionalString(b, 'homeRegion') ?? (allowedRegions.includes(broker.region) ? broker.region : allowedRegions[0]) });
+      return md.getTenant(name) ?? { name, allowedRegions, createdAtMs: Date.now() };
+    }),
+    r('GET', '/placement', () => {
+      const store = requirePlacement();
+      const current = store.current;
+      return {
+        region: broker.region,
+        tenants: [...current.tenants.values()],
+        namespaces: [...current.namespaces.values()],
+        records: store.records,
+      };
+    }),
+    r('POST', '/tenants/:x/placement', async (p, body) => {
+      const b = objectBody(body);
+      const name = validateTenantName(p[0] as string);
+      const allowedRegions = optionalRegions(b, 'allowedRegions');
+      const homeRegion = optionalString(b, 'homeRegion');
+      if (!allowedRegions && !homeRegion) throw new BadRequestError('give allowedRegions, homeRegion or both');
+      return requirePlacement().setTenant(name, { ...(allowedRegions && { allowedRegions }), ...(homeRegion && { homeRegion }) });
+    }),
+    r('POST', '/tenants/:x/fence', async (p) => {
+      const fenced = await requirePlacement().fence(validateTenantName(p[0] as string));
+      return { ...fenced, fencedAtHlc: fenced.fencedAtHlc.toString() };
+    }),
+    r('DELETE', '/tenants/:x/fence', async (p) => requirePlacement().unfence(validateTenantName(p[0] as string))),
+    r('POST', '/namespaces/:x/:x/placement', async (p, body) => {
+      const b = objectBody(body);
+      const tenant = p[0] as string;
+      const namespace = validateNamespaceName(tenant, p[1] as string);
+      const replicationSet = optionalRegions(b, 'replicationSet');
+      if (!replicationSet) throw new BadRequestError('replicationSet is required: the regions the namespace replicates to');
+      return requirePlacement().setNamespace(`${tenant}/${namespace}`, replicationSet);
     }),
     r('DELETE', '/tenants/:x', async (p) => {
       await md.deleteTenant(p[0] as string);
@@ -108,7 +167,16 @@ export function buildAdminRoutes(broker: Broker, info: () => Record<string, unkn
     }),
     r('GET', '/namespaces/:x', (p) => md.listNamespaces(p[0] as string).map((n) => `${n.tenant}/${n.namespace}`)),
     r('GET', '/namespaces/:x/:x', (p) => md.requireNamespace(p[0] as string, p[1] as string)),
-    r('PUT', '/namespaces/:x/:x', (p) => md.createNamespace(p[0] as string, p[1] as string)),
+    r('PUT', '/namespaces/:x/:x', async (p, body) => {
+      const replicationSet = optionalRegions(objectBody(body), 'replicationSet');
+      if (!replicationSet) return md.createNamespace(p[0] as string, p[1] as string);
+      // With a replication set, the namespace's placement replicates and creates it in those regions.
+      const tenant = p[0] as string;
+      const namespace = validateNamespaceName(tenant, p[1] as string);
+      if (md.getNamespace(tenant, namespace)) throw new AdmqError(ErrorCode.AlreadyExists, `namespace "${tenant}/${namespace}" already exists`);
+      await requirePlacement().setNamespace(`${tenant}/${namespace}`, replicationSet);
+      return md.getNamespace(tenant, namespace) ?? { tenant, namespace, replicationSet };
+    }),
     r('DELETE', '/namespaces/:x/:x', async (p) => {
       await md.deleteNamespace(p[0] as string, p[1] as string);
       return undefined;
@@ -185,6 +253,11 @@ export function startAdminServer(options: {
   const current = options.replication;
   const hooks: AdminReplicationHooks | undefined = current && {
     tenantRegions: (tenant) => current()?.tenantRegions(tenant),
+    get placement(): PlacementStore {
+      const r = current();
+      if (!r) throw new AdmqError(ErrorCode.ShuttingDown, 'replication is not running yet; retry');
+      return r.placement;
+    },
     status: () => {
       const r = current();
       if (!r) throw new AdmqError(ErrorCode.BadRequest, 'this node runs without a topology: no replication');

@@ -53,6 +53,8 @@ export function assert(condition: unknown, message: string): asserts condition {
 /** Wraps any thrown value as an AdmqError, keeping typed ones as they are. */
 export function toAdmqError(error: unknown): AdmqError {
   if (error instanceof AdmqError) return error;
+  // topology/ is pure and has its own error types; these carry a stable code.
+  if (error instanceof Error && (error as { code?: unknown }).code === ErrorCode.Residency) return new AdmqError(ErrorCode.Residency, error.message, { cause: error });
   const text = error instanceof Error ? error.message : String(error);
   if (/ENOSPC|MDB_MAP_FULL|No space left/i.test(text)) {
     return new StorageError(ErrorCode.StorageFull, `storage is full: ${text}`, { cause: error });
@@ -78,7 +80,10 @@ export function grpcStatusOf(code: ErrorCode): GrpcStatus {
     case ErrorCode.ConsumerBusy:
     case ErrorCode.InUse:
     case ErrorCode.NotEmpty:
+    case ErrorCode.Residency:
       return GrpcStatus.FAILED_PRECONDITION;
+    case ErrorCode.TenantFenced:
+      return GrpcStatus.UNAVAILABLE;
     case ErrorCode.StorageFull:
       return GrpcStatus.RESOURCE_EXHAUSTED;
     case ErrorCode.ShuttingDown:

@@ -22,7 +22,7 @@ import { subscriptionTypeFromWire, type ConsumerSink, type Delivery, type Subscr
 import type { ProducerInfo, Topic } from './broker/topic.ts';
 import { AdmqError, BadRequestError, grpcStatusOf, toAdmqError } from './errors.ts';
 import { decodeProduceSend, encodeMessageBatch, encodeSendReceipt } from './grpc-codec.ts';
-import { parseTopicName, validateProducerName } from './names.ts';
+import { parseTopicName, validateProducerName, type TopicName } from './names.ts';
 import type { AppendMessage } from './storage/log-store.ts';
 
 const MALFORMED = Symbol('malformed');
@@ -130,6 +130,7 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
   const produce = (call: grpc.ServerDuplexStream<ProduceRequest | Malformed, ProduceResponse>): void => {
     open.add(call as grpc.ServerDuplexStream<unknown, unknown>);
     let topic: Topic | undefined;
+    let topicName: TopicName | undefined;
     let producer: ProducerInfo | undefined;
     let ended = false;
     const finish = (): void => {
@@ -152,6 +153,8 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
           if (request.request !== 'open' || !request.open) throw new BadRequestError('the first request of a produce stream must be "open"');
           const name = parseTopicName(request.open.topic);
           const t = broker.topic(name);
+          broker.assertWritable(name);
+          topicName = name;
           const producerName = request.open.producerName
             ? validateProducerName(request.open.producerName)
             : `${broker.region}-${process.pid}-${++producerCounter}-${options.nowMs().toString(36)}`;
@@ -169,6 +172,8 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
           return;
         }
         if (request.request !== 'send' || !request.send) throw new BadRequestError('expected a "send" request on an open producer stream');
+        // A fence or a placement change ends the stream (the client resends elsewhere or later).
+        if (topicName) broker.assertWritable(topicName);
         handleSend(call, topic, producer, request.send.requestId, request.send.messages);
       } catch (error) {
         finish();

@@ -15,6 +15,7 @@ import { DEFAULT_CONFLICT_POLICY_SPEC, createConflictPolicy, type ConflictPolicy
 import { loadTopology, type Topology } from '../topology/index.ts';
 import { ConfigError } from './errors.ts';
 import { startReplication, type ReplicationRuntime } from './replication-setup.ts';
+import { PlacementStore } from './placement-store.ts';
 
 export interface RegionNodeDeps {
   /** Physical time source for the HLC and timestamps; tests inject a skewed one. */
@@ -71,18 +72,15 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
     negativeAckRedeliveryDelayMs: config.negativeAckRedeliveryDelayMs,
     nowMs: readPhysicalMs,
   });
+  let placement: PlacementStore | undefined;
   if (topology && config.topology) {
     broker.setConflictPolicies(await loadConflictPolicies(topology, dirname(resolve(config.topology))));
-    // Tenants and namespaces of the topology exist in every region that may hold them.
-    for (const tenant of topology.tenants.values()) {
-      if (!tenant.allowedRegions.includes(config.region)) continue;
-      if (!broker.metadata.getTenant(tenant.name)) await broker.metadata.createTenant(tenant.name, { allowedRegions: tenant.allowedRegions });
-    }
-    for (const ns of topology.namespaces.values()) {
-      if (!ns.replicationSet.includes(config.region)) continue;
-      const [, namespace] = ns.name.split('/') as [string, string];
-      if (!broker.metadata.getNamespace(ns.tenant, namespace)) await broker.metadata.createNamespace(ns.tenant, namespace);
-    }
+    // Tenants and namespaces exist in every region that may hold them (the topology's,
+    // then runtime changes as they arrive).
+    placement = new PlacementStore(topology, broker, log);
+    await placement.open();
+    const guard = placement;
+    broker.setWriteGuard((tenant, namespace) => guard.assertWritable(tenant, namespace));
   }
   if (config.bootstrapNamespace) {
     const [tenant, namespace] = config.bootstrapNamespace.split('/') as [string, string];
@@ -118,11 +116,16 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
         replication: () =>
           replication && {
             tenantRegions: (tenant: string) => {
-              const spec = topology.tenants.get(tenant);
-              if (!spec) return undefined;
-              const ordered = [spec.homeRegion, ...spec.allowedRegions.filter((r) => r !== spec.homeRegion)];
-              return ordered.map((name) => ({ name, serviceUrl: topology.regions.get(name)?.grpc ?? '', home: name === spec.homeRegion }));
+              const regions = placement?.current.tenantRegions(tenant);
+              if (!regions) return undefined;
+              return regions.regions.map((name) => ({
+                name,
+                serviceUrl: topology.regions.get(name)?.grpc ?? '',
+                adminUrl: `http://${topology.regions.get(name)?.admin ?? ''}`,
+                home: name === regions.home,
+              }));
             },
+            placement: placement as PlacementStore,
             status: () => replication?.replicator.status(),
             resetHistograms: () => replication?.replicator.resetHistograms(),
             propagateTopic: (topic: string, timeoutMs: number) => replication?.replicator.propagate(topic, timeoutMs) ?? Promise.resolve([]),
@@ -139,8 +142,10 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
   }
   if (topology) {
     try {
-      replication = await startReplication({ topology, topologyDir: dirname(resolve(config.topology)), region: config.region, broker, readPhysicalMs, log });
+      const store = placement as PlacementStore;
+      replication = await startReplication({ topology, topologyDir: dirname(resolve(config.topology)), region: config.region, broker, readPhysicalMs, log, placement: () => store.current });
       const replicator = replication.replicator;
+      store.onChange(() => replicator.rediscover());
       broker.setHlcReleaseFrontier((topic) => replicator.releaseFrontier(topic));
     } catch (error) {
       grpcServer.forceShutdown();

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { startReplicator, type ReplicatorHandle } from '../replicator/index.ts';
 import { bindGrpcServer, channelCredentials, channelOptions, tlcpPeerIdentity, type TransportSecurity } from '../tls/index.ts';
-import type { Topology } from '../topology/index.ts';
+import type { Placement, Topology } from '../topology/index.ts';
 import type { Broker } from './broker/broker.ts';
 import { ConfigError } from './errors.ts';
 import { installHttp2ServerWindows } from './http2-window.ts';
@@ -59,6 +59,7 @@ export async function startReplication(options: {
   broker: Broker;
   readPhysicalMs: () => number;
   log: (line: string) => void;
+  placement?: () => Placement;
 }): Promise<ReplicationRuntime> {
   const { topology, region, topologyDir } = options;
   const spec = topology.regions.get(region);
@@ -66,7 +67,7 @@ export async function startReplication(options: {
   const serverSecurity = linkSecurity(topology, region, topologyDir);
   const credentials = new Map<string, grpc.ChannelCredentials>();
   const replicator = startReplicator(
-    { topology, region, subscriptionSyncIntervalMs: topology.subscriptionSyncIntervalMs },
+    { topology, region, subscriptionSyncIntervalMs: topology.subscriptionSyncIntervalMs, ...(options.placement && { placement: options.placement }) },
     {
       log: createReplicationLog(options.broker),
       channelCredentials: (remote) => {

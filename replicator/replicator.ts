@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { releaseFrontier } from '../conflict/index.ts';
 import { loadReplicationPackageDefinition } from '../proto/index.ts';
-import { mayHold, neighbours, nextHops, replicationAddress, replicationSetOf, type Topology } from '../topology/index.ts';
+import { Placement, neighbours, nextHops, replicationAddress, type Topology } from '../topology/index.ts';
 import type { ReplicationLog } from './log.ts';
 import { createReceiver, type ReceiverStats } from './receiver.ts';
 import { decodeBatchRequest } from './batch-codec.ts';
@@ -14,6 +14,11 @@ import { LinkSender, type LinkStatus } from './sender.ts';
 export interface ReplicatorConfig {
   topology: Topology;
   region: string;
+  /**
+   * Tenants' allowed regions and namespaces' replication sets as they are now (runtime
+   * changes included); read at every discovery and for every hello. Default: the topology's.
+   */
+  placement?: () => Placement;
   /** How often new local topics are looked for, in ms. Default 500. */
   discoveryIntervalMs?: number;
   /** Entries in one batch. Default 1,000. */
@@ -49,6 +54,8 @@ export interface ReplicatorDeps {
 }
 
 export interface ReplicatorHandle {
+  /** Looks again at topics and placement now (after a placement change), rather than at the next discovery. */
+  rediscover(): void;
   /** The receiving service, to be added to the node's replication gRPC server. */
   readonly service: { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation };
   /**
@@ -102,6 +109,8 @@ type ReplicationClient = grpc.Client & { Replicate(options?: grpc.CallOptions): 
 
 export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps): ReplicatorHandle {
   const { topology, region } = config;
+  const fixedPlacement = Placement.fromTopology(topology);
+  const placement = config.placement ?? (() => fixedPlacement);
   const nowMs = deps.nowMs ?? Date.now;
   const random = deps.random ?? Math.random;
   const logLine = deps.logLine ?? ((line: string) => console.log(line));
@@ -112,7 +121,7 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
   const receiver = createReceiver({
     log: deps.log,
     knownRegion: (r) => topology.regions.has(r) && r !== region,
-    mayHoldHere: (topic) => mayHold(topology, namespaceOf(topic), region),
+    mayHoldHere: (topic) => placement().mayHold(namespaceOf(topic), region),
     peerRegion: deps.peerRegion,
     logLine,
     nowMs,
@@ -148,37 +157,52 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
     };
   };
   const discover = (): void => {
+    const p = placement();
+    const wanted = new Map<string, { topic: string; remote: string; members: string[]; remoteMayHold: boolean }>();
     for (const topic of deps.log.listTopics()) {
       const namespace = namespaceOf(topic);
-      const members = replicationSetOf(topology, namespace, region);
-      if (members.length < 2 || !members.includes(region)) continue;
+      const members = p.replicationSet(namespace, region);
+      if (members.length < 2 || !p.mayHold(namespace, region)) continue;
       for (const remote of neighbours(topology, region)) {
         if (!members.includes(remote)) continue;
-        const key = `${topic}\u0000${remote}`;
-        if (links.has(key)) continue;
-        const link = new LinkSender({
-          topic,
-          local: region,
-          remote,
-          log: deps.log,
-          openStream: () => client(remote).Replicate(),
-          routes: routesOver(members, remote),
-          remoteMayHold: mayHold(topology, namespace, remote),
-          nowMs,
-          random,
-          logLine,
-          batchEntriesMax: config.batchEntriesMax ?? 1000,
-          batchBytesMax: config.batchBytesMax ?? 1024 * 1024,
-          inflightBatchesMax: config.inflightBatchesMax ?? 64,
-          inflightEntriesMax: config.inflightEntriesMax ?? 20_000,
-          inflightBytesMax: config.inflightBytesMax ?? 16 * 1024 * 1024,
-          subscriptionSyncIntervalMs: config.subscriptionSyncIntervalMs ?? 1000,
-          heartbeatIntervalMs: config.heartbeatIntervalMs ?? 200,
-          batchLingerMs: config.batchLingerMs ?? 2,
-        });
-        links.set(key, link);
-        link.start();
+        const remoteMayHold = p.mayHold(namespace, remote);
+        // A link is rebuilt when its replication set or the remote's right to hold the
+        // data changes; the new one resumes from the remote's marks like any reconnection.
+        wanted.set(`${topic}\u0000${remote}\u0000${members.join(',')}\u0000${remoteMayHold}`, { topic, remote, members, remoteMayHold });
       }
+    }
+    // Placement changed (a region left a replication set, or a topic was deleted): stop
+    // the links nobody wants any more, before their successors start. Nothing is deleted.
+    for (const [key, link] of links) {
+      if (wanted.has(key)) continue;
+      link.stop();
+      links.delete(key);
+      logLine(`[${link.topic}][${region} --> ${link.remote}] link stopped: placement changed`);
+    }
+    for (const [key, { topic, remote, members, remoteMayHold }] of wanted) {
+      if (links.has(key)) continue;
+      const link = new LinkSender({
+        topic,
+        local: region,
+        remote,
+        log: deps.log,
+        openStream: () => client(remote).Replicate(),
+        routes: routesOver(members, remote),
+        remoteMayHold,
+        nowMs,
+        random,
+        logLine,
+        batchEntriesMax: config.batchEntriesMax ?? 1000,
+        batchBytesMax: config.batchBytesMax ?? 1024 * 1024,
+        inflightBatchesMax: config.inflightBatchesMax ?? 64,
+        inflightEntriesMax: config.inflightEntriesMax ?? 20_000,
+        inflightBytesMax: config.inflightBytesMax ?? 16 * 1024 * 1024,
+        subscriptionSyncIntervalMs: config.subscriptionSyncIntervalMs ?? 1000,
+        heartbeatIntervalMs: config.heartbeatIntervalMs ?? 200,
+        batchLingerMs: config.batchLingerMs ?? 2,
+      });
+      links.set(key, link);
+      link.start();
     }
   };
   discover();
@@ -197,12 +221,15 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
   return {
     service: { definition: Replication.service, implementation: { Replicate: receiver.handler as grpc.UntypedHandleCall } },
     propagate,
+    rediscover: () => {
+      if (!closed) discover();
+    },
     resetHistograms: () => {
       for (const link of links.values()) link.resetHistogram();
       receiver.resetHistograms();
     },
     releaseFrontier: (topic) => {
-      const members = replicationSetOf(topology, namespaceOf(topic), region);
+      const members = placement().replicationSet(namespaceOf(topic), region);
       return releaseFrontier(deps.log.watermarks(topic), members.includes(region) ? members : [region]);
     },
     status: () => ({

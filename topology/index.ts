@@ -1,6 +1,17 @@
 // Public surface of topology/: the model, its validation and loading, and routing.
 export { TopologyError } from './errors.ts';
-export { linkKey, neighbours, replicationAddress, validateTopology } from './topology.ts';
+export { linkKey, neighbours, replicationAddress, unreachableWithin, validateTopology } from './topology.ts';
 export type { NamespaceSpec, RegionSpec, TenantSpec, Topology, TransportKind, TransportSpec } from './topology.ts';
 export { loadTopology } from './load.ts';
-export { mayHold, nextHops, pathTo, replicationSetOf, spanningTree } from './routing.ts';
+export { nextHops, pathTo, spanningTree } from './routing.ts';
+export {
+  CONTROL_NAMESPACE,
+  PLACEMENT_TOPIC,
+  Placement,
+  PlacementError,
+  SYSTEM_TENANT,
+  decodePlacementRecord,
+  encodePlacementRecord,
+  placementKey,
+} from './placement.ts';
+export type { NamespacePlacement, PlacementRecord, TenantPlacement } from './placement.ts';

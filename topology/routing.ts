@@ -3,7 +3,6 @@
 // the set (ties broken by region name, so every region computes the same tree). An entry
 // travels down that tree: exactly one path from its origin to every other region of the
 // set, whatever the topology — full mesh (one hop), hub and spoke, or chains.
-import type { Topology } from './topology.ts';
 
 /** Parent of each region in the origin's spanning tree, restricted to `members`. */
 export function spanningTree(links: Array<[string, string]>, members: readonly string[], origin: string): Map<string, string> {
@@ -52,17 +51,4 @@ export function pathTo(links: Array<[string, string]>, members: readonly string[
     path.unshift(at);
   }
   return path;
-}
-
-/** Replication set of a namespace (tenant/namespace); a namespace not declared stays local. */
-export function replicationSetOf(topology: Topology, namespace: string, localRegion: string): string[] {
-  return topology.namespaces.get(namespace)?.replicationSet ?? [localRegion];
-}
-
-/** Whether `region` may hold data of the namespace: it is in the set and the tenant allows it. */
-export function mayHold(topology: Topology, namespace: string, region: string): boolean {
-  const ns = topology.namespaces.get(namespace);
-  if (!ns) return false;
-  const tenant = topology.tenants.get(ns.tenant);
-  return ns.replicationSet.includes(region) && (tenant?.allowedRegions.includes(region) ?? false);
 }

@@ -79,6 +79,26 @@ function regionList(field: string, value: unknown, regions: Map<string, RegionSp
   return out;
 }
 
+/**
+ * The regions of `members` that cannot be reached from its first region through links
+ * whose both ends are members ([] when the set is connected by itself).
+ */
+export function unreachableWithin(links: ReadonlyArray<readonly [string, string]>, members: readonly string[]): string[] {
+  if (members.length === 0) return [];
+  const reached = new Set<string>([members[0] as string]);
+  const queue = [members[0] as string];
+  while (queue.length > 0) {
+    const at = queue.shift() as string;
+    for (const [a, b] of links) {
+      const next = a === at ? b : b === at ? a : undefined;
+      if (next === undefined || !members.includes(next) || reached.has(next)) continue;
+      reached.add(next);
+      queue.push(next);
+    }
+  }
+  return members.filter((r) => !reached.has(r));
+}
+
 export function linkKey(from: string, to: string): string {
   return `${from}->${to}`;
 }
@@ -170,11 +190,6 @@ export function validateTopology(doc: unknown): Topology {
   }
 
   const namespaces = new Map<string, NamespaceSpec>();
-  const adjacency = new Map<string, string[]>();
-  for (const [a, b] of links) {
-    adjacency.set(a, [...(adjacency.get(a) ?? []), b]);
-    adjacency.set(b, [...(adjacency.get(b) ?? []), a]);
-  }
   if (doc.namespaces !== undefined) {
     if (!isRecord(doc.namespaces)) throw new TopologyError('namespaces', 'must map tenant/namespace to a replication set');
     for (const [name, spec] of Object.entries(doc.namespaces)) {
@@ -191,17 +206,7 @@ export function validateTopology(doc: unknown): Topology {
         }
       }
       // Data may only travel through regions that may hold it: the set must be connected by itself.
-      const reached = new Set<string>([replicationSet[0] as string]);
-      const queue = [replicationSet[0] as string];
-      while (queue.length > 0) {
-        const at = queue.shift() as string;
-        for (const next of adjacency.get(at) ?? []) {
-          if (!replicationSet.includes(next) || reached.has(next)) continue;
-          reached.add(next);
-          queue.push(next);
-        }
-      }
-      const cut = replicationSet.filter((r) => !reached.has(r));
+      const cut = unreachableWithin(links, replicationSet);
       if (cut.length > 0) {
         throw new TopologyError(`namespaces.${name}.replicationSet`, `regions ${cut.join(', ')} cannot be reached through links that stay inside the replication set`);
       }

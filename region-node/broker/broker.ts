@@ -28,6 +28,7 @@ export class Broker {
   #conflictPolicy: (namespace: string) => ConflictPolicy;
   /** Conflict records are appended one after another per namespace. */
   readonly #feedChains = new Map<string, Promise<void>>();
+  #writeGuard: ((tenant: string, namespace: string) => void) | undefined;
 
   constructor(
     readonly store: LogStore,
@@ -83,6 +84,16 @@ export class Broker {
       namespace,
       next.catch((error: Error) => console.error(`[${feed.full}] conflict record ${record.pairId} not written: ${error.message}`)),
     );
+  }
+
+  /** In a topology: refuses local writes where placement does not allow them (fences, residency). */
+  setWriteGuard(guard: (tenant: string, namespace: string) => void): void {
+    this.#writeGuard = guard;
+  }
+
+  /** Throws the typed error when local writes to the topic are refused here now. */
+  assertWritable(name: TopicName): void {
+    this.#writeGuard?.(name.tenant, name.namespace);
   }
 
   /** In a topology: HLC-ordered subscriptions release up to the replication set's lowest watermark. */
