@@ -5,6 +5,7 @@ import { AdmqError, start } from '../region-node/index.ts';
 import { CONNECTION_OPTIONS, GLOBAL_HELP, UsageError, adminUrl, int, list, parse, printJson, serviceUrl, str } from './args.ts';
 import { runConsumeLoad, runProduceLoad } from './perf.ts';
 import { plannedFailover } from '../operations/planned-failover.ts';
+import { cmdDrill } from '../drill/cli.ts';
 
 const MAIN_HELP = `admq — geo-distributed, active-active message queue
 
@@ -15,6 +16,8 @@ Commands:
   start          run a region node (standalone, or one region of a topology)
   replication    replication status: per topic and region pair, backlog, delay, watermarks
   failover       planned failover: move a tenant's home region with no loss (fence, drain, move)
+  drill          rehearse a fault (region outage, link partition, clock skew, planned failover)
+                 with canary clients; reports RPO, RTO, duplicates, order, catch-up, residency
   tenants        list, get, create and delete tenants; placement, fences
   namespaces     list, create and delete namespaces; replication sets
   topics         list, create, delete and inspect topics and their subscriptions
@@ -673,6 +676,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   start: cmdStart,
   replication: cmdReplication,
   failover: cmdFailover,
+  drill: cmdDrill,
   tenants: cmdTenants,
   namespaces: cmdNamespaces,
   topics: cmdTopics,
