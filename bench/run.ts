@@ -1,6 +1,6 @@
 // `npm run bench`: runs the benchmarks, prints the figures and writes them, with a
 // description of the machine, to bench/results/. Options: --quick (shorter runs),
-// --only region-node|replication|consistency|tls.
+// --only region-node|replication|consistency|failover|tls.
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
 import { formatRegionNodeBench, runRegionNodeBench } from './region-node-bench.ts';
@@ -37,6 +37,13 @@ if (!only || only === 'consistency') {
   await write('consistency', async () => {
     const result = await runConsistencyBench({ quick });
     return { text: formatConsistencyBench(result), result };
+  });
+}
+if (!only || only === 'failover') {
+  const { formatFailoverBench, runFailoverBench } = await import('./failover-bench.ts');
+  await write('failover', async () => {
+    const result = await runFailoverBench({ quick });
+    return { text: formatFailoverBench(result), result };
   });
 }
 if (!only || only === 'tls') {

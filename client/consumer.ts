@@ -99,6 +99,8 @@ export class Consumer implements AdmqConsumer {
   readonly #seeks = new Map<number, { resolve: () => void; reject: (e: AdmqClientError) => void }>();
   readonly #options: Required<Omit<ConsumerOptions, 'consumerName' | 'negativeAckRedeliveryDelayMs'>> & { consumerName: string; negativeAckRedeliveryDelayMs: number };
   readonly #abort = new AbortController();
+  /** Cuts a reconnect backoff short when the client moves region. */
+  #wake: AbortController | undefined;
   readonly #backoff: Backoff;
   #opened: { resolve: () => void; reject: (e: AdmqClientError) => void } | undefined;
   #active = true;
@@ -246,7 +248,7 @@ export class Consumer implements AdmqConsumer {
 
   async #reconnectLoop(): Promise<void> {
     while (this.#state === 'connecting') {
-      await sleep(this.#backoff.next(), this.#abort.signal);
+      await sleep(this.#backoff.next(), AbortSignal.any([this.#abort.signal, (this.#wake = new AbortController()).signal]));
       if (this.#abort.signal.aborted) return;
       try {
         await this.#connect();
@@ -370,7 +372,13 @@ export class Consumer implements AdmqConsumer {
   /** Drops the current stream and resubscribes through the context's stub, which may now point at another region. */
   reconnect(): void {
     const stream = this.#stream;
-    if (!stream || this.#state === 'closed') return;
+    if (!stream) {
+      // Between attempts (the old region is down): try the new one now, not after the backoff.
+      this.#backoff.reset();
+      this.#wake?.abort();
+      return;
+    }
+    if (this.#state === 'closed') return;
     this.#onStreamEnd(stream, new AdmqClientError(ErrorCode.Connection, 'moving to another region'));
     stream.cancel();
   }

@@ -100,6 +100,8 @@ export class Producer {
   #pendingCount = 0;
   readonly #options: Required<Omit<ProducerOptions, 'producerName'>>;
   readonly #abort = new AbortController();
+  /** Cuts a reconnect backoff short when the client moves region. */
+  #wake: AbortController | undefined;
   readonly #backoff: Backoff;
   #timeoutTimer: NodeJS.Timeout | undefined;
   #drainWaiters: Array<() => void> = [];
@@ -244,7 +246,7 @@ export class Producer {
       // A fence lasts as long as a planned failover's drain: retry often rather than back
       // off, and let the client look for the tenant's new home region meanwhile.
       if (fenced) this.ctx.onTenantFenced?.();
-      await sleep(fenced ? Math.min(FENCED_RETRY_MS, this.#backoff.next()) : this.#backoff.next(), this.#abort.signal);
+      await sleep(fenced ? Math.min(FENCED_RETRY_MS, this.#backoff.next()) : this.#backoff.next(), AbortSignal.any([this.#abort.signal, (this.#wake = new AbortController()).signal]));
       if (this.#abort.signal.aborted) return;
       try {
         await this.#connect();
@@ -424,7 +426,13 @@ export class Producer {
 
   reconnect(): void {
     const stream = this.#stream;
-    if (!stream || this.#state === 'closed') return;
+    if (!stream) {
+      // Between attempts (the old region is down): try the new one now, not after the backoff.
+      this.#backoff.reset();
+      this.#wake?.abort();
+      return;
+    }
+    if (this.#state === 'closed') return;
     this.#onStreamEnd(stream, new AdmqClientError(ErrorCode.Connection, 'moving to another region'));
     stream.cancel();
   }
