@@ -171,7 +171,7 @@ export function formatFailoverBench(r: FailoverBenchResult): string {
     '|---|---|---|---|---|---|',
     ...r.planned.map((p) => `| ${p.from} → ${p.to} | ${f(p.totalMs)} ms | ${f(p.drainMs)} ms | ${f(p.moveAndUnfenceMs)} ms | ${p.failedSends} | ≤ 2,000 ms + drain |`),
     '',
-    `Medians: unplanned produce RTO ${f(median(r.unplanned.map((u) => u.produceRtoMs)))} ms; planned failover ${f(median(r.planned.map((p) => p.totalMs)))} ms total, of which drain ${f(median(r.planned.map((p) => p.drainMs)))} ms.`,
+    `Medians: unplanned produce RTO ${f(median(r.unplanned.filter((u) => u.fault === 'kill').map((u) => u.produceRtoMs)))} ms after a kill, ${f(median(r.unplanned.filter((u) => u.fault === 'silent').map((u) => u.produceRtoMs)))} ms after a silent partition; planned failover ${f(median(r.planned.map((p) => p.totalMs)))} ms total, of which drain ${f(median(r.planned.map((p) => p.drainMs)))} ms.`,
     '',
   ];
   return lines.join('\n');
