@@ -138,14 +138,36 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
         'grpc.keepalive_time_ms': 10_000,
         'grpc.keepalive_timeout_ms': 5_000,
         'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': 5_000,
+        // One connection attempt a second per remote region at most: cheap, and a region
+        // that comes back is noticed within a second (its links then retry at once).
+        'grpc.max_reconnect_backoff_ms': 1_000,
         ...(deps.channelOptions?.(remote) ?? {}),
       });
       clients.set(remote, c);
+      watchReady(remote, c.getChannel());
     }
     return c;
   };
   const links = new Map<string, LinkSender>();
+  let closed = false;
+  // When a remote's channel becomes ready again, its links stop waiting out their backoff.
+  const watchReady = (remote: string, channel: ReturnType<grpc.Client['getChannel']>): void => {
+    let last = channel.getConnectivityState(false);
+    const watch = (): void => {
+      if (closed) return;
+      channel.watchConnectivityState(last, Infinity, () => {
+        const now = channel.getConnectivityState(false);
+        if (now === grpc.connectivityState.READY && last !== grpc.connectivityState.READY) {
+          for (const link of links.values()) if (link.remote === remote) link.retryNow();
+        }
+        // An idle channel would wait for the next call; ask it to keep trying the remote.
+        if (now === grpc.connectivityState.IDLE && links.size > 0) channel.getConnectivityState(true);
+        last = now;
+        watch();
+      });
+    };
+    watch();
+  };
   // Whether an origin's entries go over the link to `remote`: a spanning tree per origin,
   // computed once per (replication set, remote, origin) rather than per entry.
   const routesOver = (members: string[], remote: string): ((origin: string) => boolean) => {
@@ -207,7 +229,6 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
   };
   discover();
   const timer = setInterval(discover, config.discoveryIntervalMs ?? 500);
-  let closed = false;
   const linksOf = (topic: string): LinkSender[] =>
     [...links.values()].filter((l) => l.topic === topic || l.topic.startsWith(`${topic}-partition-`));
   const propagate = async (topic: string, timeoutMs: number): Promise<Array<{ topic: string; to: string; state: LinkState }>> => {

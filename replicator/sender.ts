@@ -186,6 +186,17 @@ export class LinkSender {
   }
 
   /**
+   * The remote is reachable again (its channel became ready): a link backing off tries now
+   * rather than at the end of its backoff, so catch-up starts as soon as the region is back.
+   */
+  retryNow(): void {
+    if (this.state !== 'backing-off') return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#connect();
+  }
+
+  /**
    * New entries: ship them at once when nothing is in flight, otherwise after a short
    * linger, so that the commits of a few milliseconds travel as one batch (one record to
    * encrypt, one commit at the receiver) instead of one each.
