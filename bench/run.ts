@@ -1,6 +1,6 @@
 // `npm run bench`: runs the benchmarks, prints the figures and writes them, with a
 // description of the machine, to bench/results/. Options: --quick (shorter runs),
-// --only region-node|replication|consistency|failover|tls.
+// --only region-node|replication|consistency|failover|metrics|tls.
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
 import { formatRegionNodeBench, runRegionNodeBench } from './region-node-bench.ts';
@@ -44,6 +44,13 @@ if (!only || only === 'failover') {
   await write('failover', async () => {
     const result = await runFailoverBench({ quick });
     return { text: formatFailoverBench(result), result };
+  });
+}
+if (!only || only === 'metrics') {
+  const { formatMetricsBench, runMetricsBench } = await import('./metrics-bench.ts');
+  await write('metrics', async () => {
+    const result = await runMetricsBench({ quick });
+    return { text: formatMetricsBench(result), result };
   });
 }
 if (!only || only === 'tls') {

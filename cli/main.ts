@@ -49,7 +49,11 @@ Options:
   --message-bytes-max N    largest message in bytes (default 5242880)
 
 Environment:
-  ADMQ_CLOCK_SKEW_MS       shift this node's physical clock by N ms (clock-skew drills and tests)`;
+  ADMQ_CLOCK_SKEW_MS       shift this node's physical clock by N ms (clock-skew drills and tests)
+  ADMQ_METRICS=off         no OpenTelemetry metrics (GET /metrics on the admin port otherwise;
+                           see observability/README.md)
+  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
+                           also push metrics by OTLP/HTTP to this URL every 10 s`;
 
 async function cmdStart(argv: string[]): Promise<number> {
   const parsed = parse(

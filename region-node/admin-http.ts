@@ -248,6 +248,8 @@ export function startAdminServer(options: {
   info: () => Record<string, unknown>;
   /** Only for a node in a topology; looked up per call, as replication starts after the admin API listens. */
   replication?: () => AdminReplicationHooks | undefined;
+  /** Serves GET /metrics (Prometheus text format). */
+  metrics?: { handle(req: IncomingMessage, res: ServerResponse): void };
   log: (line: string) => void;
 }): Promise<Server> {
   const current = options.replication;
@@ -270,6 +272,11 @@ export function startAdminServer(options: {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname.replace(/\/+$/, '') || '/';
+    // Prometheus scrapes the node's OpenTelemetry metrics here (observability/metrics.ts).
+    if (path === '/metrics' && req.method === 'GET' && options.metrics) {
+      options.metrics.handle(req, res);
+      return;
+    }
     let matchedPath = false;
     for (const route of routes) {
       const match = route.pattern.exec(path);

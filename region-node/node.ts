@@ -16,6 +16,7 @@ import { loadTopology, type Topology } from '../topology/index.ts';
 import { ConfigError } from './errors.ts';
 import { startReplication, type ReplicationRuntime } from './replication-setup.ts';
 import { PlacementStore } from './placement-store.ts';
+import { NodeMetrics } from '../observability/metrics.ts';
 
 export interface RegionNodeDeps {
   /** Physical time source for the HLC and timestamps; tests inject a skewed one. */
@@ -88,6 +89,19 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
     if (!broker.metadata.getNamespace(tenant, namespace)) await broker.metadata.createNamespace(tenant, namespace);
   }
 
+  let replication: ReplicationRuntime | undefined;
+  // ADMQ_METRICS=off: no metrics at all (to measure what they cost); /metrics answers 404.
+  const metrics =
+    process.env.ADMQ_METRICS === 'off'
+      ? undefined
+      : new NodeMetrics({
+          region: config.region,
+          sources: {
+            topics: () => broker.loadedTopics().map((t) => t.counters()),
+            replication: () => replication?.replicator.status(),
+          },
+          ...(process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT && { otlpUrl: process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT }),
+        });
   const service = buildBrokerService({ broker, nowMs: readPhysicalMs, log });
   // A batch may hold one message of messageBytesMax plus framing; allow twice that so an
   // oversize message still reaches our own check and gets a typed error.
@@ -97,7 +111,6 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
     'grpc.max_send_message_length': config.messageBytesMax * 2 + 1024 * 1024,
   });
   grpcServer.addService(service.definition, service.implementation);
-  let replication: ReplicationRuntime | undefined;
   let grpcPort: number;
   let httpServer: HttpServer;
   try {
@@ -111,6 +124,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
       host: config.adminHost,
       port: config.adminPort,
       log,
+      ...(metrics && { metrics }),
       info: () => ({ region: config.region, dataDir: config.dataDir, durability: config.durability, grpcAddress, adminUrl, replicationAddress: replication?.address, pid: process.pid }),
       ...(topology && {
         replication: () =>
@@ -143,7 +157,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
   if (topology) {
     try {
       const store = placement as PlacementStore;
-      replication = await startReplication({ topology, topologyDir: dirname(resolve(config.topology)), region: config.region, broker, readPhysicalMs, log, placement: () => store.current });
+      replication = await startReplication({ topology, topologyDir: dirname(resolve(config.topology)), region: config.region, broker, readPhysicalMs, log, placement: () => store.current, ...(metrics && { observeDelay: (topic: string, origin: string, ms: number) => metrics.observeReplicationDelay(topic, origin, ms) }) });
       const replicator = replication.replicator;
       store.onChange(() => replicator.rediscover());
       broker.setHlcReleaseFrontier((topic) => replicator.releaseFrontier(topic));
@@ -181,6 +195,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
       });
       broker.close();
       await store.close();
+      await metrics?.shutdown();
     })();
     return closing;
   };

@@ -60,6 +60,7 @@ export async function startReplication(options: {
   readPhysicalMs: () => number;
   log: (line: string) => void;
   placement?: () => Placement;
+  observeDelay?: (topic: string, origin: string, ms: number) => void;
 }): Promise<ReplicationRuntime> {
   const { topology, region, topologyDir } = options;
   const spec = topology.regions.get(region);
@@ -87,6 +88,7 @@ export async function startReplication(options: {
       },
       nowMs: options.readPhysicalMs,
       logLine: options.log,
+      ...(options.observeDelay && { observeDelay: options.observeDelay }),
     },
   );
   installHttp2ServerWindows();

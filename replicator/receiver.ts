@@ -21,6 +21,8 @@ export interface ReceiverOptions {
   nowMs: () => number;
   /** A topic was created here by replication: relays start their own links for it at once. */
   topicCreated: (topic: string) => void;
+  /** Each replicated entry once durable here: its commit-to-commit delay (metrics). */
+  observeDelay?: (topic: string, origin: string, ms: number) => void;
 }
 
 export interface ReceiverStats {
@@ -151,7 +153,10 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
         try {
           const outcome = await appended;
           const now = o.nowMs();
-          for (const e of entries) recordDelay(e.originRegion, now - e.publishTimeMs);
+          for (const e of entries) {
+            recordDelay(e.originRegion, now - e.publishTimeMs);
+            o.observeDelay?.(name, e.originRegion, now - e.publishTimeMs);
+          }
           stats.batches++;
           stats.entriesAppended += outcome.appended;
           stats.duplicates += outcome.duplicates;

@@ -51,6 +51,8 @@ export interface ReplicatorDeps {
   nowMs?: () => number;
   random?: () => number;
   logLine?: (line: string) => void;
+  /** Each replicated entry once durable here: its commit-to-commit delay in ms (metrics). */
+  observeDelay?: (topic: string, origin: string, ms: number) => void;
 }
 
 export interface ReplicatorHandle {
@@ -126,6 +128,7 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
     logLine,
     nowMs,
     topicCreated: () => discover(),
+    ...(deps.observeDelay && { observeDelay: deps.observeDelay }),
   });
   const clients = new Map<string, ReplicationClient>();
   const client = (remote: string): ReplicationClient => {

@@ -165,6 +165,11 @@ export class Broker {
     return { topic: name.full, partitions: record.partitions, partitionStats };
   }
 
+  /** The topics (and partitions) whose logs are loaded: what metrics report on. */
+  loadedTopics(): Topic[] {
+    return [...this.#topics.values()];
+  }
+
   close(): void {
     for (const topic of this.#topics.values()) topic.close();
     this.#topics.clear();

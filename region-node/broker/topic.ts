@@ -124,6 +124,13 @@ export class Topic {
     return false;
   }
 
+  /** Counters for metrics, read without touching the rate samplers of stats(). */
+  counters(): { topic: string; entries: number; msgInCounter: number; bytesInCounter: number; subscriptions: Record<string, { backlog: number; msgOutCounter: number }> } {
+    const subscriptions: Record<string, { backlog: number; msgOutCounter: number }> = {};
+    for (const [name, sub] of this.subscriptions) subscriptions[name] = { backlog: sub.backlog, msgOutCounter: sub.msgOutCounter };
+    return { topic: this.name, entries: this.log.durableNextOffset - this.log.firstOffset, msgInCounter: this.log.entriesAppended, bytesInCounter: this.log.bytesAppended, subscriptions };
+  }
+
   stats(nowMs: number): TopicStats {
     let msgOut = 0;
     let bytesOut = 0;

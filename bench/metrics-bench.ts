@@ -1,0 +1,77 @@
+// The cost of OpenTelemetry metrics on publish throughput (issue 7): the same standalone
+// node workload with metrics off (ADMQ_METRICS=off) and on (scraped every second, far more
+// often than a Prometheus would), alternating, in one run. fsync is off so that the disk
+// does not hide a CPU cost: this is the worst case for the metrics' share.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runProduceLoad } from '../cli/perf.ts';
+import { AdminClient } from '../client/index.ts';
+import { startNodeProcess } from '../test-support/processes.ts';
+
+export interface MetricsBenchResult {
+  rounds: Array<{ metrics: 'off' | 'on'; messagesPerSecond: number; scrapes: number }>;
+  offMedian: number;
+  onMedian: number;
+  overheadPercent: number;
+}
+
+async function round(metrics: 'off' | 'on', durationMs: number): Promise<MetricsBenchResult['rounds'][number]> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'admq-metrics-bench-'));
+  const node = await startNodeProcess(['--data-dir', dataDir, '--grpc-port', '0', '--admin-port', '0', '--durability', 'none'], 30_000, metrics === 'off' ? { ADMQ_METRICS: 'off' } : {});
+  let scrapes = 0;
+  let scraping = metrics === 'on';
+  const scraper = (async () => {
+    while (scraping) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (!scraping) break;
+      const response = await fetch(`${node.adminUrl}/metrics`);
+      await response.text();
+      if (response.status === 200) scrapes++;
+    }
+  })();
+  try {
+    await new AdminClient(node.adminUrl).createTopic('public/default/metrics-bench', 0);
+    const load = await runProduceLoad({ serviceUrl: node.grpcAddress, topic: 'public/default/metrics-bench', producers: 1, payloadBytes: 1024, ratePerSecond: 0, durationMs, messagesMax: 10_000_000, inflightMax: 2000 });
+    return { metrics, messagesPerSecond: load.messagesPerSecond, scrapes };
+  } finally {
+    scraping = false;
+    await scraper;
+    node.child.kill('SIGTERM');
+    await node.exited;
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+export async function runMetricsBench(options: { quick?: boolean } = {}): Promise<MetricsBenchResult> {
+  const rounds: MetricsBenchResult['rounds'] = [];
+  const pairs = options.quick ? 1 : 4;
+  // A first round warms the page cache and the machine up; it is not counted.
+  await round('off', options.quick ? 2000 : 5000);
+  for (let i = 0; i < pairs; i++) {
+    for (const m of i % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
+      const r = await round(m, options.quick ? 3000 : 6000);
+      console.error(`metrics ${m}: ${r.messagesPerSecond.toFixed(0)} msg/s (${r.scrapes} scrapes)`);
+      rounds.push(r);
+    }
+  }
+  const offMedian = median(rounds.filter((r) => r.metrics === 'off').map((r) => r.messagesPerSecond));
+  const onMedian = median(rounds.filter((r) => r.metrics === 'on').map((r) => r.messagesPerSecond));
+  return { rounds, offMedian, onMedian, overheadPercent: ((offMedian - onMedian) / offMedian) * 100 };
+}
+
+export function formatMetricsBench(r: MetricsBenchResult): string {
+  const f = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
+  return [
+    '## Metrics overhead (standalone node, 1 producer, 1 KiB, fsync off, /metrics scraped every second when on)',
+    '',
+    '| round | metrics | msg/s | scrapes |',
+    '|---|---|---|---|',
+    ...r.rounds.map((x, i) => `| ${i + 1} | ${x.metrics} | ${f(x.messagesPerSecond)} | ${x.scrapes} |`),
+    '',
+    `Median off ${f(r.offMedian)} msg/s, on ${f(r.onMedian)} msg/s: overhead ${r.overheadPercent.toFixed(1)}% (target ≤ 5%; negative means within noise in favour of "on").`,
+    '',
+  ].join('\n');
+}
