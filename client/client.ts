@@ -1,5 +1,6 @@
 // AdmqClient: one connection to a region node, from which producers and consumers are made.
 import * as grpc from '@grpc/grpc-js';
+import type { Tracer } from '@opentelemetry/api';
 import { ErrorCode } from '../proto/index.ts';
 import { AdminClient } from './admin.ts';
 import { topicMetadata, type BrokerStub } from './connection.ts';
@@ -10,6 +11,11 @@ import { PartitionedConsumer, PartitionedProducer } from './partitioned.ts';
 import { Producer, nonNegative, positive, type ProducerOptions } from './producer.ts';
 
 export interface ClientOptions {
+  /**
+   * An OpenTelemetry tracer: every send gets a span whose context travels in the message's
+   * `traceparent` property, and every received traced message a receive span in that trace.
+   */
+  tracer?: Tracer;
   /** host:port of a region node's gRPC API. Default 127.0.0.1:6650. */
   serviceUrl?: string;
   /** Transport credentials; default plaintext (the node's default listener). */
@@ -45,6 +51,7 @@ export class AdmqClient {
   readonly #consumers = new Set<AdmqConsumer>();
   #closed = false;
   #onTenantFenced: (() => void) | undefined;
+  readonly #tracer: Tracer | undefined;
   #placementTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ClientOptions = {}) {
@@ -53,6 +60,7 @@ export class AdmqClient {
     this.#backoffInitialMs = positive('backoffInitialMs', options.backoffInitialMs ?? 100);
     this.#backoffMaxMs = positive('backoffMaxMs', options.backoffMaxMs ?? 60_000);
     this.#operationTimeoutMs = nonNegative('operationTimeoutMs', options.operationTimeoutMs ?? 30_000);
+    this.#tracer = options.tracer;
     if (this.#backoffMaxMs < this.#backoffInitialMs) {
       throw new AdmqClientError(ErrorCode.Config, `backoffMaxMs (${this.#backoffMaxMs}) must be at least backoffInitialMs (${this.#backoffInitialMs})`);
     }
@@ -136,6 +144,7 @@ export class AdmqClient {
       backoffMaxMs: this.#backoffMaxMs,
       operationTimeoutMs: this.#operationTimeoutMs,
       onTenantFenced: () => this.#onTenantFenced?.(),
+      ...(this.#tracer && { tracer: this.#tracer }),
     };
   }
 

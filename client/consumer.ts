@@ -9,6 +9,7 @@ import {
   type SubscriptionTypeName,
   type WireMessage,
 } from '../proto/index.ts';
+import { SpanKind, startMessageSpan, type Tracer } from '../observability/tracing.ts';
 import { Backoff } from './backoff.ts';
 import { sleep, type BrokerStub } from './connection.ts';
 import { AdmqClientError } from './errors.ts';
@@ -72,6 +73,8 @@ export interface ConsumerContext {
   backoffInitialMs: number;
   backoffMaxMs: number;
   operationTimeoutMs: number;
+  /** With a tracer, each received traced message gets a receive span. */
+  tracer?: Tracer;
 }
 
 type State = 'connecting' | 'ready' | 'closed';
@@ -300,10 +303,22 @@ export class Consumer implements AdmqConsumer {
     const next = this.#queue.shift();
     if (next) {
       this.#consumed();
+      this.#traceReceive(next);
       return Promise.resolve(next);
     }
     if (this.#state === 'closed') return Promise.reject(new AdmqClientError(ErrorCode.Closed, 'consumer is closed'));
-    return this.#waiters.wait(timeoutMs);
+    const waiting = this.#waiters.wait(timeoutMs);
+    return this.ctx.tracer ? waiting.then((m) => (this.#traceReceive(m), m)) : waiting;
+  }
+
+  /** With a tracer: a receive span continuing the producer's trace (its traceparent). */
+  #traceReceive(message: Message): void {
+    const span = startMessageSpan(this.ctx.tracer, `receive ${this.topic}`, message.properties, SpanKind.CONSUMER, {
+      'messaging.destination.name': this.topic,
+      'messaging.consumer.group.name': this.subscription,
+      'messaging.message.id': `${message.originRegion}:${message.originPosition}`,
+    });
+    span?.end();
   }
 
   ack(message: Message): void {

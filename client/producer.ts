@@ -3,6 +3,8 @@
 // original sequence ids (the node deduplicates them).
 import type * as grpc from '@grpc/grpc-js';
 import { ErrorCode, type ProduceResponse, type SendReceipt } from '../proto/index.ts';
+import { context, SpanKind, SpanStatusCode, type Tracer } from '@opentelemetry/api';
+import { TRACEPARENT, formatTraceparent } from '../observability/tracing.ts';
 import { Backoff } from './backoff.ts';
 import { sleep, type BrokerStub } from './connection.ts';
 import { AdmqClientError } from './errors.ts';
@@ -76,6 +78,8 @@ export interface ProducerContext {
   backoffInitialMs: number;
   backoffMaxMs: number;
   operationTimeoutMs: number;
+  /** With a tracer, every send gets a span whose context travels in the message (observability/tracing.ts). */
+  tracer?: Tracer;
   /** Called while the node refuses the tenant's writes (planned failover): the client looks for the new home region. */
   onTenantFenced?: () => void;
 }
@@ -322,13 +326,16 @@ export class Producer {
       return Promise.reject(new AdmqClientError(ErrorCode.BadRequest, `eventTimeMs must be a non-negative integer below 2^53; got ${eventTimeMs}`));
     }
     const sequenceId = ++this.#lastSequenceId;
-    return new Promise((resolve, reject) => {
+    // With a tracer: a send span, whose context travels in the message (traceparent).
+    const span = this.ctx.tracer?.startSpan(`send ${this.topic}`, { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'admq', 'messaging.destination.name': this.topic } }, context.active());
+    const properties = span ? { ...message.properties, [TRACEPARENT]: formatTraceparent(span.spanContext()) } : message.properties;
+    const sent = new Promise<MessageId>((resolve, reject) => {
       if (this.#batch.length > 0 && this.#batchBytes + payload.length > this.#options.batchingMaxBytes) this.#flushBatch();
       this.#batch.push({
         sequenceId,
         payload,
         key: message.key,
-        properties: message.properties,
+        properties,
         eventTimeMs,
         bytes: payload.length,
         enqueuedAtMs: Date.now(),
@@ -353,6 +360,19 @@ export class Producer {
         this.#armLinger();
       }
     });
+    if (!span) return sent;
+    return sent.then(
+      (id) => {
+        span.setAttribute('messaging.message.id', `${id.region}:${id.offset}`);
+        span.end();
+        return id;
+      },
+      (error: AdmqClientError) => {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+        span.end();
+        throw error;
+      },
+    );
   }
 
   #armLinger(): void {

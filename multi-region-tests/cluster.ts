@@ -10,6 +10,8 @@ import { freePorts, startNodeProcess, waitFor, type NodeProcess } from '../test-
 import { FaultProxy } from './fault-proxy.ts';
 
 export interface ClusterOptions {
+  /** Environment of every region's process (e.g. OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). */
+  env?: Record<string, string>;
   regions: string[];
   /** Undirected links; default full mesh. */
   links?: Array<[string, string]>;
@@ -109,7 +111,7 @@ export class Cluster {
   async startRegion(name: string): Promise<void> {
     const r = this.#region(name);
     const skew = this.#skew[name] ?? 0;
-    const env: Record<string, string> = skew !== 0 ? { ADMQ_CLOCK_SKEW_MS: String(skew) } : {};
+    const env: Record<string, string> = { ...(this.#options.env ?? {}), ...(skew !== 0 ? { ADMQ_CLOCK_SKEW_MS: String(skew) } : {}) };
     for (let attempt = 1; ; attempt++) {
       try {
         r.process = await startNodeProcess(['--topology', this.topologyPath, '--region', name], 60_000, env);

@@ -23,6 +23,7 @@ import type { ProducerInfo, Topic } from './broker/topic.ts';
 import { AdmqError, BadRequestError, grpcStatusOf, toAdmqError } from './errors.ts';
 import { decodeProduceSend, encodeMessageBatch, encodeSendReceipt } from './grpc-codec.ts';
 import { parseTopicName, validateProducerName, type TopicName } from './names.ts';
+import { SpanKind, endSpans, startMessageSpan, type Span, type Tracer } from '../observability/tracing.ts';
 import type { AppendMessage } from './storage/log-store.ts';
 
 const MALFORMED = Symbol('malformed');
@@ -80,6 +81,8 @@ export function toWireMessage(d: Delivery): WireMessage {
 }
 
 export interface GrpcServiceOptions {
+  /** Spans for traced messages (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). */
+  tracer?: Tracer;
   broker: Broker;
   nowMs: () => number;
   log: (line: string) => void;
@@ -206,12 +209,22 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
       call.write({ error: { code: typed.code, message: typed.message, requestId } });
       return;
     }
+    // Traced messages (a traceparent property) get a publish span: from the batch to durable.
+    let spans: Span[] | undefined;
+    if (options.tracer) {
+      for (const m of messages) {
+        const span = startMessageSpan(options.tracer, `publish ${topic.name}`, m.properties, SpanKind.SERVER, { 'messaging.destination.name': topic.name, 'admq.region': broker.region, 'messaging.client.id': producer.name });
+        if (span) (spans ??= []).push(span);
+      }
+    }
     topic.publish(producer, messages).then(
       (results) => {
         writeEncoded(call, encodeSendReceipt(requestId, results));
+        if (spans) endSpans(spans);
       },
       (error: unknown) => {
         const typed = toAdmqError(error);
+        if (spans) endSpans(spans, typed.message);
         call.write({ error: { code: typed.code, message: typed.message, requestId } });
       },
     );

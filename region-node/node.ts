@@ -17,6 +17,7 @@ import { ConfigError } from './errors.ts';
 import { startReplication, type ReplicationRuntime } from './replication-setup.ts';
 import { PlacementStore } from './placement-store.ts';
 import { NodeMetrics } from '../observability/metrics.ts';
+import { createNodeTracer } from '../observability/tracing.ts';
 
 export interface RegionNodeDeps {
   /** Physical time source for the HLC and timestamps; tests inject a skewed one. */
@@ -102,7 +103,9 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
           },
           ...(process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT && { otlpUrl: process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT }),
         });
-  const service = buildBrokerService({ broker, nowMs: readPhysicalMs, log });
+  // Traces: spans for messages that carry a traceparent, exported when an OTLP endpoint is set.
+  const tracing = createNodeTracer(config.region, process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  const service = buildBrokerService({ broker, nowMs: readPhysicalMs, log, ...(tracing.tracer && { tracer: tracing.tracer }) });
   // A batch may hold one message of messageBytesMax plus framing; allow twice that so an
   // oversize message still reaches our own check and gets a typed error.
   installHttp2ServerWindows();
@@ -157,7 +160,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
   if (topology) {
     try {
       const store = placement as PlacementStore;
-      replication = await startReplication({ topology, topologyDir: dirname(resolve(config.topology)), region: config.region, broker, readPhysicalMs, log, placement: () => store.current, ...(metrics && { observeDelay: (topic: string, origin: string, ms: number) => metrics.observeReplicationDelay(topic, origin, ms) }) });
+      replication = await startReplication({ topology, topologyDir: dirname(resolve(config.topology)), region: config.region, broker, readPhysicalMs, log, placement: () => store.current, ...(tracing.tracer && { tracer: tracing.tracer }), ...(metrics && { observeDelay: (topic: string, origin: string, ms: number) => metrics.observeReplicationDelay(topic, origin, ms) }) });
       const replicator = replication.replicator;
       store.onChange(() => replicator.rediscover());
       broker.setHlcReleaseFrontier((topic) => replicator.releaseFrontier(topic));
@@ -196,6 +199,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
       broker.close();
       await store.close();
       await metrics?.shutdown();
+      await tracing.shutdown();
     })();
     return closing;
   };

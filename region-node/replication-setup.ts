@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { startReplicator, type ReplicatorHandle } from '../replicator/index.ts';
 import { bindGrpcServer, channelCredentials, channelOptions, tlcpPeerIdentity, type TransportSecurity } from '../tls/index.ts';
 import type { Placement, Topology } from '../topology/index.ts';
+import type { Tracer } from '../observability/tracing.ts';
 import type { Broker } from './broker/broker.ts';
 import { ConfigError } from './errors.ts';
 import { installHttp2ServerWindows } from './http2-window.ts';
@@ -61,6 +62,7 @@ export async function startReplication(options: {
   log: (line: string) => void;
   placement?: () => Placement;
   observeDelay?: (topic: string, origin: string, ms: number) => void;
+  tracer?: Tracer;
 }): Promise<ReplicationRuntime> {
   const { topology, region, topologyDir } = options;
   const spec = topology.regions.get(region);
@@ -89,6 +91,7 @@ export async function startReplication(options: {
       nowMs: options.readPhysicalMs,
       logLine: options.log,
       ...(options.observeDelay && { observeDelay: options.observeDelay }),
+      ...(options.tracer && { tracer: options.tracer }),
     },
   );
   installHttp2ServerWindows();

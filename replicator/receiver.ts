@@ -7,6 +7,7 @@ import * as hdr from 'hdr-histogram-js';
 import { ClockSkewError } from '../conflict/index.ts';
 import { ReplicationErrorCode } from './errors.ts';
 import type { ReplicationLog } from './log.ts';
+import { SpanKind, endSpans, startMessageSpan, type Span, type Tracer } from '../observability/tracing.ts';
 import { fromWire, frontiersFromWire, type WireEntry, type WireSubscriptionFrontier } from './wire.ts';
 
 export interface ReceiverOptions {
@@ -23,6 +24,8 @@ export interface ReceiverOptions {
   topicCreated: (topic: string) => void;
   /** Each replicated entry once durable here: its commit-to-commit delay (metrics). */
   observeDelay?: (topic: string, origin: string, ms: number) => void;
+  /** Traced entries (a `traceparent` property) get a receive span each. */
+  tracer?: Tracer;
 }
 
 export interface ReceiverStats {
@@ -139,8 +142,13 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
       if (refusing) return;
       let appended: Promise<{ appended: number; duplicates: number }>;
       let entries: ReturnType<typeof fromWire>[] = [];
+      const spans: Span[] = [];
       try {
         entries = batch.entries.map(fromWire);
+        for (const e of entries) {
+          const span = startMessageSpan(o.tracer, `receive ${name} ${from} --> ${o.log.region}`, e.properties, SpanKind.CONSUMER, { 'messaging.destination.name': name, 'messaging.message.id': `${e.originRegion}:${e.originPosition}`, 'admq.region.from': from, 'admq.region.to': o.log.region });
+          if (span) spans.push(span);
+        }
         o.log.checkClockSkew(entries);
         appended = o.log.appendReplicated(name, entries);
       } catch (error) {
@@ -162,7 +170,9 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
           stats.duplicates += outcome.duplicates;
           const watermarks = Object.fromEntries([...o.log.watermarks(name)].map(([k, v]) => [k, v.toString()]));
           if (!ended) call.write({ ack: { batchId: batch.batchId, appended: outcome.appended, duplicates: outcome.duplicates, watermarks } });
+          endSpans(spans);
         } catch (error) {
+          endSpans(spans, (error as Error).message);
           if (error instanceof ClockSkewError) {
             stats.clockSkewRefusals++;
             stats.maxClockSkewMs = Math.max(stats.maxClockSkewMs, error.skewMs);

@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { releaseFrontier } from '../conflict/index.ts';
 import { loadReplicationPackageDefinition } from '../proto/index.ts';
 import { Placement, neighbours, nextHops, replicationAddress, type Topology } from '../topology/index.ts';
+import type { Tracer } from '../observability/tracing.ts';
 import type { ReplicationLog } from './log.ts';
 import { createReceiver, type ReceiverStats } from './receiver.ts';
 import { decodeBatchRequest } from './batch-codec.ts';
@@ -53,6 +54,8 @@ export interface ReplicatorDeps {
   logLine?: (line: string) => void;
   /** Each replicated entry once durable here: its commit-to-commit delay in ms (metrics). */
   observeDelay?: (topic: string, origin: string, ms: number) => void;
+  /** Spans for traced entries (observability/tracing.ts). */
+  tracer?: Tracer;
 }
 
 export interface ReplicatorHandle {
@@ -129,6 +132,7 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
     nowMs,
     topicCreated: () => discover(),
     ...(deps.observeDelay && { observeDelay: deps.observeDelay }),
+    ...(deps.tracer && { tracer: deps.tracer }),
   });
   const clients = new Map<string, ReplicationClient>();
   const client = (remote: string): ReplicationClient => {
@@ -225,6 +229,7 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
         subscriptionSyncIntervalMs: config.subscriptionSyncIntervalMs ?? 1000,
         heartbeatIntervalMs: config.heartbeatIntervalMs ?? 200,
         batchLingerMs: config.batchLingerMs ?? 2,
+        ...(deps.tracer && { tracer: deps.tracer }),
       });
       links.set(key, link);
       link.start();

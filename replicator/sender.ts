@@ -7,6 +7,7 @@
 // skipped. Together: exactly once into the remote's log across reconnects and crashes.
 import type * as grpc from '@grpc/grpc-js';
 import * as hdr from 'hdr-histogram-js';
+import { SpanKind, endSpans, startMessageSpan, type Span, type Tracer } from '../observability/tracing.ts';
 import { backoffMs, replicationDelayMs, selectEntries, type LinkState } from './decisions.ts';
 import type { LogEntry, ReplicationLog } from './log.ts';
 import { encodeBatchRequest } from './batch-codec.ts';
@@ -35,10 +36,14 @@ export interface LinkOptions {
   /** How long new entries may wait to join a batch while others are in flight, in ms. */
   batchLingerMs: number;
   /** Consecutive failures after which a clock-skew alert is raised (metric). */
+  /** Traced entries (a `traceparent` property) get a replicate span each. */
+  tracer?: Tracer;
 }
 
 interface Inflight {
   batchId: number;
+  /** Spans of the traced entries in the batch, ended at the ack. */
+  spans?: Span[];
   endOffset: number;
   entries: number;
   bytes: number;
@@ -176,6 +181,8 @@ export class LinkSender {
     if (stream !== this.#stream || this.state === 'stopped') return;
     this.#stream = undefined;
     stream.cancel();
+    // The entries go again after the reconnection, in new spans; these end as failed.
+    for (const batch of this.#inflight) if (batch.spans) endSpans(batch.spans, this.#lastError ?? 'link down');
     this.#inflight = [];
     this.#sentOffset = this.#ackedOffset;
     this.state = 'backing-off';
@@ -244,7 +251,14 @@ export class LinkSender {
         }
         const batchId = ++this.#batchId;
         const shippedBytes = selection.ship.reduce((n, e) => n + e.payload.length, 0);
-        this.#inflight.push({ batchId, endOffset: end, entries: selection.ship.length, bytes: shippedBytes, publishTimes: selection.ship.map((e) => e.publishTimeMs) });
+        const spans: Span[] = [];
+        if (this.o.tracer) {
+          for (const e of selection.ship) {
+            const span = startMessageSpan(this.o.tracer, `replicate ${this.o.topic} ${this.o.local} --> ${this.o.remote}`, e.properties, SpanKind.PRODUCER, { 'messaging.destination.name': this.o.topic, 'messaging.message.id': `${e.originRegion}:${e.originPosition}`, 'admq.region.from': this.o.local, 'admq.region.to': this.o.remote });
+            if (span) spans.push(span);
+          }
+        }
+        this.#inflight.push({ batchId, endOffset: end, entries: selection.ship.length, bytes: shippedBytes, publishTimes: selection.ship.map((e) => e.publishTimeMs), ...(spans.length > 0 && { spans }) });
         this.#stream.write(encodeBatchRequest(batchId, selection.ship));
       }
     } finally {
@@ -311,6 +325,7 @@ export class LinkSender {
       return;
     }
     this.#inflight.shift();
+    if (head.spans) endSpans(head.spans);
     const now = this.o.nowMs();
     for (const t of head.publishTimes) this.#histogram.recordValue(Math.max(1, now - t));
     this.#stats.entriesShipped += head.entries;
