@@ -73,64 +73,82 @@ function codeOf(error: unknown): string {
 const RETRY_INITIAL_MS = 100;
 const RETRY_MAX_MS = 2000;
 
-class CanaryProducer {
+/** What a canary producer and a canary consumer share: a bounded loop and a retried creation. */
+abstract class CanaryLoop {
+  protected stopping = false;
+  #loop: Promise<void> | undefined;
+
+  constructor(
+    readonly o: CanaryOptions,
+    readonly home: string,
+    readonly client: AdmqClient,
+  ) {}
+
+  start(): void {
+    this.#loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.#loop;
+  }
+
+  /** Stops the loop without waiting; the shared client is closed by the Canary. */
+  halt(): void {
+    this.stopping = true;
+  }
+
+  protected live(): boolean {
+    return !this.stopping && this.o.now() < this.o.deadlineMs;
+  }
+
+  protected abstract run(): Promise<void>;
+
+  /** Calls `create` until it succeeds or the loop ends (undefined), backing off between failures. */
+  protected async createWithRetry<T>(what: string, create: () => Promise<T>): Promise<T | undefined> {
+    let waitMs = RETRY_INITIAL_MS;
+    while (this.live()) {
+      try {
+        return await create();
+      } catch (error) {
+        this.o.onEvent({ kind: 'note', text: `${what} (${codeOf(error)}); retrying`, region: this.client.region });
+        await sleep(waitMs);
+        waitMs = Math.min(RETRY_MAX_MS, waitMs * 2);
+      }
+    }
+    return undefined;
+  }
+}
+
+class CanaryProducer extends CanaryLoop {
   readonly name: string;
-  readonly home: string;
-  readonly client: AdmqClient;
   attempts = 0;
   acked = 0;
   failed = 0;
   readonly errors: Record<string, number> = {};
   #producer: Producer | undefined;
-  #stopping = false;
-  #loop: Promise<void> | undefined;
 
-  constructor(
-    readonly o: CanaryOptions,
-    home: string,
-    client: AdmqClient,
-  ) {
-    this.home = home;
+  constructor(o: CanaryOptions, home: string, client: AdmqClient) {
+    super(o, home, client);
     this.name = canaryNames(o.runId, home).producer;
-    this.client = client;
-  }
-
-  start(): void {
-    this.#loop = this.#run();
-  }
-
-  async stop(): Promise<void> {
-    this.#stopping = true;
-    await this.#loop;
-  }
-
-  #live(): boolean {
-    return !this.#stopping && this.o.now() < this.o.deadlineMs;
   }
 
   /** The producer, (re)created when needed; undefined once the canary stops. */
   async #ensure(): Promise<Producer | undefined> {
-    let waitMs = RETRY_INITIAL_MS;
-    while (!this.#producer && this.#live()) {
-      try {
-        this.#producer = (await this.client.createProducer({ topic: this.o.topic, producerName: this.name, sendTimeoutMs: this.o.sendTimeoutMs, maxPendingMessages: this.o.inflightMax * 2 })) as Producer;
-      } catch (error) {
-        this.o.onEvent({ kind: 'note', text: `${this.name}: cannot create the producer (${codeOf(error)}); retrying`, region: this.client.region });
-        await sleep(waitMs);
-        waitMs = Math.min(RETRY_MAX_MS, waitMs * 2);
-      }
-    }
+    this.#producer ??= (await this.createWithRetry(`${this.name}: cannot create the producer`, () =>
+      this.client.createProducer({ topic: this.o.topic, producerName: this.name, sendTimeoutMs: this.o.sendTimeoutMs, maxPendingMessages: this.o.inflightMax * 2 }),
+    )) as Producer | undefined;
     return this.#producer;
   }
 
-  async #run(): Promise<void> {
+  protected async run(): Promise<void> {
     const inflight = new Set<Promise<void>>();
     const startedMs = this.o.now();
-    for (let i = 0; i < this.o.messagesMaxPerProducer && this.#live(); i++) {
+    for (let i = 0; i < this.o.messagesMaxPerProducer && this.live(); i++) {
       const producer = await this.#ensure();
       if (!producer) break;
       this.#send(producer, `${this.name}#${i}`, inflight);
-      while (inflight.size >= this.o.inflightMax && this.#live()) await Promise.race([...inflight, sleep(100)]);
+      while (inflight.size >= this.o.inflightMax && this.live()) await Promise.race([...inflight, sleep(100)]);
       // Paced, so that the sends span the whole drill instead of bursting.
       const dueMs = startedMs + ((i + 1) * 1000) / this.o.ratePerProducer;
       if (dueMs > this.o.now()) await sleep(Math.min(dueMs, this.o.deadlineMs) - this.o.now());
@@ -170,69 +188,35 @@ class CanaryProducer {
         this.errors[code] = (this.errors[code] ?? 0) + 1;
         o.history.recordProduce({ region: this.client.region, topic: o.topic, producer: this.name, sequenceId, payload, acked: false, atMs: o.now() });
         // A producer that failed for good is made again (same name: it continues its sequence).
-        if (code === ErrorCode.Closed && this.#producer === producer && !this.#stopping) this.#producer = undefined;
+        if (code === ErrorCode.Closed && this.#producer === producer && !this.stopping) this.#producer = undefined;
       },
     );
     inflight.add(p);
     void p.finally(() => inflight.delete(p));
   }
-
-  /** Stops the loop without waiting; the shared client is closed by the Canary. */
-  halt(): void {
-    this.#stopping = true;
-  }
 }
 
-class CanaryConsumer {
+class CanaryConsumer extends CanaryLoop {
   readonly subscription: string;
-  readonly home: string;
-  readonly client: AdmqClient;
   deliveries = 0;
   readonly payloads = new Set<string>();
   #consumer: AdmqConsumer | undefined;
-  #stopping = false;
-  #loop: Promise<void> | undefined;
 
-  constructor(
-    readonly o: CanaryOptions,
-    home: string,
-    client: AdmqClient,
-  ) {
-    this.home = home;
+  constructor(o: CanaryOptions, home: string, client: AdmqClient) {
+    super(o, home, client);
     this.subscription = canaryNames(o.runId, home).subscription;
-    this.client = client;
-  }
-
-  start(): void {
-    this.#loop = this.#run();
-  }
-
-  async stop(): Promise<void> {
-    this.#stopping = true;
-    await this.#loop;
-  }
-
-  #live(): boolean {
-    return !this.#stopping && this.o.now() < this.o.deadlineMs;
   }
 
   async #ensure(): Promise<AdmqConsumer | undefined> {
-    let waitMs = RETRY_INITIAL_MS;
-    while (!this.#consumer && this.#live()) {
-      try {
-        // Earliest: the topic is the drill's own, and a subscription must never start at "latest" after a failover.
-        this.#consumer = await this.client.subscribe({ topic: this.o.topic, subscription: this.subscription, subscriptionType: 'exclusive', initialPosition: 'earliest' });
-      } catch (error) {
-        this.o.onEvent({ kind: 'note', text: `${this.subscription}: cannot subscribe (${codeOf(error)}); retrying`, region: this.client.region });
-        await sleep(waitMs);
-        waitMs = Math.min(RETRY_MAX_MS, waitMs * 2);
-      }
-    }
+    // Earliest: the topic is the drill's own, and a subscription must never start at "latest" after a failover.
+    this.#consumer ??= await this.createWithRetry(`${this.subscription}: cannot subscribe`, () =>
+      this.client.subscribe({ topic: this.o.topic, subscription: this.subscription, subscriptionType: 'exclusive', initialPosition: 'earliest' }),
+    );
     return this.#consumer;
   }
 
-  async #run(): Promise<void> {
-    while (this.#live()) {
+  protected async run(): Promise<void> {
+    while (this.live()) {
       const consumer = await this.#ensure();
       if (!consumer) break;
       let message: Message;
@@ -267,11 +251,6 @@ class CanaryConsumer {
       consumer.ack(message);
     }
     await this.#consumer?.close().catch(() => {});
-  }
-
-  /** Stops the loop without waiting; the shared client is closed by the Canary. */
-  halt(): void {
-    this.#stopping = true;
   }
 }
 

@@ -37,8 +37,9 @@ import {
   type TimelineEvent,
   type TimelineEventKind,
 } from './report.ts';
-import { loadPlannedFailover, resolveScenario, type Injected, type PlannedFailoverFn, type Scenario, type ScenarioContext, type ScenarioRequest } from './scenarios.ts';
+import { resolveScenario, type Injected, type PlannedFailoverFn, type Scenario, type ScenarioContext, type ScenarioRequest } from './scenarios.ts';
 import { DrillError, type DrillTarget } from './target.ts';
+import { plannedFailover as runPlannedFailover } from '../operations/planned-failover.ts';
 
 export interface DrillOptions {
   scenario: ScenarioRequest;
@@ -230,7 +231,7 @@ export async function runDrill(target: DrillTarget, options: DrillOptions): Prom
     faultMs: s.faultMs,
   });
   for (const f of scenario.faults) await target.preflight(f.fault, f.regions, scenario.name);
-  const plannedFailover = scenario.name === 'planned-failover' ? (options.plannedFailover ?? (await loadPlannedFailover())) : undefined;
+  const plannedFailover = scenario.name === 'planned-failover' ? (options.plannedFailover ?? runPlannedFailover) : undefined;
   const topic = `persistent://${s.namespace}/__drill-${s.runId}`;
   try {
     await admin(homeRegion).createTopic(topic);

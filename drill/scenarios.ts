@@ -5,6 +5,7 @@
 import type { FaultKind, DrillTarget } from './target.ts';
 import { DrillError } from './target.ts';
 import type { ScenarioSummary, TimelineEventKind } from './report.ts';
+import { plannedFailover as runPlannedFailover, type FailoverProgress, type FailoverResult } from '../operations/planned-failover.ts';
 
 export const SCENARIO_NAMES = ['region-outage', 'link-partition', 'clock-skew', 'planned-failover'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
@@ -15,58 +16,10 @@ export type ScenarioRequest =
   | { name: 'clock-skew'; region?: string; skewMs?: number }
   | { name: 'planned-failover'; to?: string; timeoutMs?: number };
 
-// --- planned failover (operations/planned-failover.ts), loaded on demand -----------------
+// --- planned failover (operations/planned-failover.ts) --------------------------------------
 
-export interface FailoverProgress {
-  phase: 'fence' | 'drain' | 'move' | 'unfence' | 'done';
-  tenant: string;
-  from: string;
-  to: string;
-  backlogEntries?: number;
-  topicsPending?: number;
-  elapsedMs: number;
-}
-
-export interface FailoverResult {
-  tenant: string;
-  from: string;
-  to: string;
-  fencedAtMs: number;
-  drainedAtMs: number;
-  movedAtMs: number;
-  unfencedAtMs: number;
-  totalMs: number;
-  drainMs: number;
-}
-
-export type PlannedFailoverFn = (options: {
-  adminUrls: Record<string, string>;
-  tenant: string;
-  to: string;
-  timeoutMs?: number;
-  onProgress?: (p: FailoverProgress) => void;
-}) => Promise<FailoverResult>;
-
-/**
- * operations/planned-failover.ts, imported only when the scenario runs: the other scenarios
- * (and their tests) work in a build without it.
- */
-export async function loadPlannedFailover(): Promise<PlannedFailoverFn> {
-  // A variable specifier: the type checker does not require the module to exist.
-  const specifier = '../operations/planned-failover.ts';
-  let mod: { plannedFailover?: unknown };
-  try {
-    mod = (await import(specifier)) as { plannedFailover?: unknown };
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes('planned-failover')) {
-      throw new DrillError('ADMQ_ERR_DRILL_UNAVAILABLE', 'planned-failover needs operations/planned-failover.ts (plannedFailover), which is not in this build', { cause: error });
-    }
-    throw new DrillError('ADMQ_ERR_DRILL_UNAVAILABLE', `cannot load operations/planned-failover.ts: ${(error as Error).message}`, { cause: error });
-  }
-  if (typeof mod.plannedFailover !== 'function') throw new DrillError('ADMQ_ERR_DRILL_UNAVAILABLE', 'operations/planned-failover.ts does not export a function plannedFailover');
-  return mod.plannedFailover as PlannedFailoverFn;
-}
+export type { FailoverProgress, FailoverResult };
+export type PlannedFailoverFn = typeof runPlannedFailover;
 
 // --- what a scenario is -------------------------------------------------------------------
 
