@@ -38,7 +38,7 @@ test.after.always(() => node.close());
 test('cli: admq --help and every subcommand --help print complete usage', async (t) => {
   const main = await admq(['--help']);
   t.is(main.code, 0);
-  for (const command of ['start', 'tenants', 'namespaces', 'topics', 'produce', 'consume', 'perf', 'certs', 'tls']) {
+  for (const command of ['start', 'replication', 'tenants', 'namespaces', 'topics', 'produce', 'consume', 'perf', 'certs', 'tls', 'failover', 'drill']) {
     t.true(main.stdout.includes(command), `main help lists ${command}`);
     const sub = await admq([command, '--help']);
     t.is(sub.code, 0, `${command} --help exits 0`);

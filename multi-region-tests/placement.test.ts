@@ -6,10 +6,11 @@
 import test, { type ExecutionContext } from 'ava';
 import { AdminClient, AdmqClient, AdmqClientError, type Producer } from '../client/index.ts';
 import { plannedFailover } from '../operations/planned-failover.ts';
+import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startNodeProcess, waitFor } from '../test-support/processes.ts';
+import { ADMQ_CLI, startNodeProcess, waitFor } from '../test-support/processes.ts';
 import { Cluster } from './cluster.ts';
 import { History, checkHistory, formatViolations } from './history.ts';
 import { recordStoredEverywhere } from './workload.ts';
@@ -199,4 +200,31 @@ test('placement admin API without a topology: a clear error', async (t) => {
   const admin = new AdminClient(node.adminUrl);
   await expectCode(t, admin.placement(), 'ADMQ_ERR_BAD_REQUEST', /without a topology/);
   await expectCode(t, admin.fenceTenant('public'), 'ADMQ_ERR_BAD_REQUEST', /without a topology/);
+});
+
+test.serial('cli: admq tenants/namespaces placement commands and admq failover, as an operator runs them', async (t) => {
+  const cluster = await Cluster.start({ regions: REGIONS, transport: 'insecure' });
+  t.teardown(() => cluster.stop());
+  const adminUrl = `http://127.0.0.1:${cluster.regions.get('shenzhen')?.adminPort}`;
+  const run = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(process.execPath, [ADMQ_CLI, ...args, '--admin-url', adminUrl], (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr })),
+    );
+  t.is((await run(['tenants', 'create', 'bank', '--allowed-regions', 'shanghai,beijing', '--home-region', 'shanghai'])).code, 0);
+  const made = await run(['namespaces', 'create', 'bank/pay', '--replication-set', 'shanghai,beijing']);
+  t.is(made.code, 0, made.stderr);
+  const refused = await run(['namespaces', 'set-replication', 'bank/pay', '--replication-set', 'shanghai,shenzhen']);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /ADMQ_ERR_RESIDENCY.*shenzhen.*outside tenant bank's allowed regions/);
+  await waitFor(async () => (await placementOf(cluster, 'beijing')).namespaces.some((n) => n.name === 'bank/pay'), 20_000, 'placement in beijing');
+  await cluster.createTopic('shanghai', 'persistent://bank/pay/ledger', { regions: ['shanghai', 'beijing'] });
+  const moved = await run(['failover', '--tenant', 'bank', '--to', 'beijing']);
+  t.is(moved.code, 0, moved.stderr);
+  t.regex(moved.stdout, /tenant bank moved from shanghai to beijing in \d+ ms/);
+  t.regex(moved.stderr, /fence bank: shanghai → beijing[\s\S]*drain[\s\S]*move[\s\S]*done/);
+  const regions = JSON.parse((await run(['tenants', 'regions', 'bank'])).stdout) as Array<{ name: string; home: boolean }>;
+  t.deepEqual(regions.map((r) => [r.name, r.home]), [['beijing', true], ['shanghai', false]]);
+  const again = await run(['failover', '--tenant', 'bank', '--to', 'beijing']);
+  t.is(again.code, 1);
+  t.regex(again.stderr, /already tenant bank's home region/);
 });
