@@ -1,0 +1,156 @@
+// The storage of a storage node ("bookie", DESIGN §4): entries of single-writer ledgers in
+// LMDB, BookKeeper's contract:
+//   add(ledger, entry, lac, payload, writer)  durable (fsync) before it resolves;
+//   read(ledger, entry)                        the payload, or NoSuchEntry;
+//   readLac(ledger)                            the last-add-confirmed the writer piggybacked;
+//   fence(ledger)                              from now on adds from the old writer are refused
+//                                              (recovery then reads and closes the ledger).
+// Adds that arrive together share one transaction and one fsync (group commit).
+// Keys are big-endian (ledger u64, entry u64), so a ledger's entries scan in order.
+import { open, type Database, type RootDatabase } from 'lmdb';
+
+export class BookieError extends Error {
+  constructor(
+    readonly code: 'ADMQ_ERR_LEDGER_FENCED' | 'ADMQ_ERR_NO_SUCH_ENTRY' | 'ADMQ_ERR_NO_SUCH_LEDGER' | 'ADMQ_ERR_LEDGER_WRITER' | 'ADMQ_ERR_STORAGE',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BookieError';
+  }
+}
+
+interface LedgerState {
+  fenced: boolean;
+  /** Highest last-add-confirmed any add carried (-1: none). */
+  lac: number;
+  /** Highest entry id stored (-1: none). */
+  last: number;
+  /** The writer allowed to add (set by the first add). */
+  writer: string;
+}
+
+interface PendingAdd {
+  ledgerId: number;
+  entryId: number;
+  lac: number;
+  payload: Buffer;
+  writer: string;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+function entryKey(ledgerId: number, entryId: number): Buffer {
+  const key = Buffer.allocUnsafe(16);
+  key.writeBigUInt64BE(BigInt(ledgerId), 0);
+  key.writeBigUInt64BE(BigInt(entryId), 8);
+  return key;
+}
+
+export class BookieStore {
+  readonly #root: RootDatabase;
+  readonly #entries: Database<Buffer, Buffer>;
+  readonly #ledgers: Database<LedgerState, number>;
+  #queue: PendingAdd[] = [];
+  #committing = false;
+  #closed = false;
+
+  private constructor(dir: string, sync: boolean) {
+    this.#root = open({ path: dir, maxDbs: 4, noSync: !sync, pageSize: 8192 });
+    this.#entries = this.#root.openDB<Buffer, Buffer>({ name: 'entries', keyEncoding: 'binary', encoding: 'binary' });
+    this.#ledgers = this.#root.openDB<LedgerState, number>({ name: 'ledgers', keyEncoding: 'uint32' });
+  }
+
+  /** `sync: false` skips fsync (tests and benchmarks only: an acked add may be lost in a crash). */
+  static open(dir: string, options: { sync?: boolean } = {}): BookieStore {
+    return new BookieStore(dir, options.sync ?? true);
+  }
+
+  #state(ledgerId: number): LedgerState | undefined {
+    return this.#ledgers.get(ledgerId);
+  }
+
+  /** Stores an entry durably. Refused if the ledger is fenced, or written by another writer. */
+  add(ledgerId: number, entryId: number, lac: number, payload: Buffer, writer: string): Promise<void> {
+    if (this.#closed) return Promise.reject(new BookieError('ADMQ_ERR_STORAGE', 'the storage node is shutting down'));
+    if (!Number.isSafeInteger(ledgerId) || ledgerId < 0 || ledgerId > 0xffffffff || !Number.isSafeInteger(entryId) || entryId < 0) {
+      return Promise.reject(new BookieError('ADMQ_ERR_STORAGE', `bad ledger or entry id ${ledgerId}:${entryId}`));
+    }
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ ledgerId, entryId, lac, payload, writer, resolve, reject });
+      this.#kick();
+    });
+  }
+
+  #kick(): void {
+    if (this.#committing || this.#queue.length === 0) return;
+    this.#committing = true;
+    setImmediate(() => void this.#commit());
+  }
+
+  async #commit(): Promise<void> {
+    const batch = this.#queue;
+    this.#queue = [];
+    const outcomes: Array<Error | undefined> = [];
+    try {
+      await this.#root.transaction(() => {
+        const states = new Map<number, LedgerState>();
+        for (const add of batch) {
+          let state = states.get(add.ledgerId) ?? this.#state(add.ledgerId);
+          if (state?.fenced) {
+            outcomes.push(new BookieError('ADMQ_ERR_LEDGER_FENCED', `ledger ${add.ledgerId} is fenced: its writer was replaced`));
+            continue;
+          }
+          if (state && state.writer !== add.writer) {
+            outcomes.push(new BookieError('ADMQ_ERR_LEDGER_WRITER', `ledger ${add.ledgerId} belongs to another writer`));
+            continue;
+          }
+          state = { fenced: false, lac: Math.max(state?.lac ?? -1, add.lac), last: Math.max(state?.last ?? -1, add.entryId), writer: add.writer };
+          states.set(add.ledgerId, state);
+          this.#entries.putSync(entryKey(add.ledgerId, add.entryId), add.payload);
+          outcomes.push(undefined);
+        }
+        for (const [id, state] of states) this.#ledgers.putSync(id, state);
+      });
+      batch.forEach((add, i) => {
+        const error = outcomes[i];
+        if (error) add.reject(error);
+        else add.resolve();
+      });
+    } catch (error) {
+      for (const add of batch) add.reject(new BookieError('ADMQ_ERR_STORAGE', `storage write failed: ${(error as Error).message}`));
+    } finally {
+      this.#committing = false;
+      this.#kick();
+    }
+  }
+
+  read(ledgerId: number, entryId: number): Buffer {
+    const payload = this.#entries.get(entryKey(ledgerId, entryId));
+    if (!payload) throw new BookieError('ADMQ_ERR_NO_SUCH_ENTRY', `entry ${ledgerId}:${entryId} is not stored here`);
+    return Buffer.from(payload);
+  }
+
+  readLac(ledgerId: number): { lac: number; last: number; fenced: boolean } {
+    const state = this.#state(ledgerId);
+    if (!state) throw new BookieError('ADMQ_ERR_NO_SUCH_LEDGER', `ledger ${ledgerId} has no entries here`);
+    return { lac: state.lac, last: state.last, fenced: state.fenced };
+  }
+
+  /** Fences the ledger durably (a ledger this node has not seen yet is fenced too). */
+  async fence(ledgerId: number): Promise<{ lac: number; last: number }> {
+    let result = { lac: -1, last: -1 };
+    await this.#root.transaction(() => {
+      const state = this.#state(ledgerId) ?? { fenced: false, lac: -1, last: -1, writer: '' };
+      this.#ledgers.putSync(ledgerId, { ...state, fenced: true });
+      result = { lac: state.lac, last: state.last };
+    });
+    return result;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    while (this.#committing || this.#queue.length > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    await this.#root.close();
+  }
+}
