@@ -1,6 +1,6 @@
 // `npm run bench`: runs the benchmarks, prints the figures and writes them, with a
 // description of the machine, to bench/results/. Options: --quick (shorter runs),
-// --only region-node|replication|consistency|failover|metrics|tls.
+// --only region-node|replication|consistency|failover|metrics|lag-history|tls.
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
 import { formatRegionNodeBench, runRegionNodeBench } from './region-node-bench.ts';
@@ -51,6 +51,14 @@ if (!only || only === 'metrics') {
   await write('metrics', async () => {
     const result = await runMetricsBench({ quick });
     return { text: formatMetricsBench(result), result };
+  });
+}
+if (!only || only === 'lag-history') {
+  const { formatLagHistoryBench, runLagHistoryBench } = await import('./lag-history-bench.ts');
+  await write('lag-history', async () => {
+    // A whole year of 1-second samples, written through the real store (minutes of work).
+    const result = await runLagHistoryBench({ yearFraction: quick ? 0.02 : 1 });
+    return { text: formatLagHistoryBench(result), result };
   });
 }
 if (!only || only === 'tls') {

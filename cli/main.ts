@@ -6,6 +6,7 @@ import { CONNECTION_OPTIONS, GLOBAL_HELP, UsageError, adminUrl, int, list, parse
 import { runConsumeLoad, runProduceLoad } from './perf.ts';
 import { plannedFailover } from '../operations/planned-failover.ts';
 import { cmdDrill } from '../drill/cli.ts';
+import { cmdReport } from '../compliance/cli.ts';
 
 const MAIN_HELP = `admq — geo-distributed, active-active message queue
 
@@ -18,6 +19,8 @@ Commands:
   failover       planned failover: move a tenant's home region with no loss (fence, drain, move)
   drill          rehearse a fault (region outage, link partition, clock skew, planned failover)
                  with canary clients; reports RPO, RTO, duplicates, order, catch-up, residency
+  report         replication-lag compliance report (JSON, CSV, HTML) for a period, signed
+                 with the region's SM2 certificate; 'report verify FILE' checks one
   tenants        list, get, create and delete tenants; placement, fences
   namespaces     list, create and delete namespaces; replication sets
   topics         list, create, delete and inspect topics and their subscriptions
@@ -681,6 +684,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   replication: cmdReplication,
   failover: cmdFailover,
   drill: cmdDrill,
+  report: cmdReport,
   tenants: cmdTenants,
   namespaces: cmdNamespaces,
   topics: cmdTopics,

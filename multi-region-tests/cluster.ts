@@ -20,6 +20,8 @@ export interface ClusterOptions {
   namespaces?: Record<string, { replicationSet: string[]; conflictPolicy?: unknown }>;
   maxClockOffsetMs?: number;
   subscriptionSyncIntervalMs?: number;
+  /** The topology's lagHistory settings (compliance/), e.g. a finer downsampled resolution. */
+  lagHistory?: Record<string, number>;
   /** Per-region clock skew in ms, through the node's injected clock. */
   clockSkewMs?: Record<string, number>;
   log?: (line: string) => void;
@@ -83,6 +85,7 @@ export class Cluster {
       namespaces: options.namespaces ?? { 'public/default': { replicationSet: options.regions } },
       maxClockOffsetMs: options.maxClockOffsetMs ?? 500,
       ...(options.subscriptionSyncIntervalMs !== undefined ? { subscriptionSyncIntervalMs: options.subscriptionSyncIntervalMs } : {}),
+      ...(options.lagHistory !== undefined ? { lagHistory: options.lagHistory } : {}),
     };
     const topologyPath = join(dir, 'topology.json');
     writeFileSync(topologyPath, JSON.stringify(topology, null, 2));

@@ -79,6 +79,15 @@ export interface AdminReplicationHooks {
   resetHistograms(): void;
   /** Starts a new topic's links and waits, bounded, until the neighbours hold the topic. */
   propagateTopic(topic: string, timeoutMs: number): Promise<unknown>;
+  /** One page of the node's lag history of a namespace (compliance/history-wire.ts); undefined until it runs. */
+  lagHistory(query: { namespace: string; fromMs: number; toMs: number; after?: string }): unknown;
+}
+
+function msParameter(query: URLSearchParams, name: string): number {
+  const text = query.get(name);
+  const value = Number(text);
+  if (text === null || text === '' || !Number.isSafeInteger(value) || value < 0) throw new BadRequestError(`${name} must be a time in ms since the epoch`);
+  return value;
 }
 
 /** Longest wait for a new topic to reach the other regions (`?waitMs=`); default 5 s. */
@@ -104,6 +113,27 @@ export function buildAdminRoutes(broker: Broker, info: () => Record<string, unkn
     r('GET', '/replication/status', () => {
       if (!replication) throw new AdmqError(ErrorCode.BadRequest, 'this node runs without a topology: no replication');
       return replication.status();
+    }),
+    r('GET', '/lag-history', (_p, _b, q) => {
+      if (!replication) throw new AdmqError(ErrorCode.BadRequest, 'this node runs without a topology: no replication, no lag history');
+      const namespace = q.get('namespace') ?? '';
+      const [tenant, ns, ...rest] = namespace.split('/');
+      if (!tenant || !ns || rest.length > 0) throw new BadRequestError('namespace must be tenant/namespace');
+      validateNamespaceName(tenant, ns);
+      const fromMs = msParameter(q, 'fromMs');
+      const toMs = msParameter(q, 'toMs');
+      if (toMs <= fromMs) throw new BadRequestError('toMs must be after fromMs');
+      const after = q.get('after') ?? undefined;
+      let page: unknown;
+      try {
+        page = replication.lagHistory({ namespace, fromMs, toMs, ...(after !== undefined && { after }) });
+      } catch (error) {
+        // A cursor this node did not give, a period it cannot answer: the caller's mistake.
+        if ((error as { code?: unknown }).code === 'ADMQ_ERR_HISTORY_QUERY') throw new BadRequestError((error as Error).message);
+        throw error;
+      }
+      if (page === undefined) throw new AdmqError(ErrorCode.ShuttingDown, 'the lag history is not running yet; retry');
+      return page;
     }),
     r('POST', '/replication/histograms/reset', () => {
       if (!replication) throw new AdmqError(ErrorCode.BadRequest, 'this node runs without a topology: no replication');
@@ -267,6 +297,7 @@ export function startAdminServer(options: {
     },
     resetHistograms: () => current()?.resetHistograms(),
     propagateTopic: (topic, timeoutMs) => current()?.propagateTopic(topic, timeoutMs) ?? Promise.resolve([]),
+    lagHistory: (query) => current()?.lagHistory(query),
   };
   const routes = buildAdminRoutes(options.broker, options.info, hooks);
   const server = createServer((req, res) => {

@@ -16,6 +16,7 @@ import { loadTopology, type Topology } from '../topology/index.ts';
 import { ConfigError } from './errors.ts';
 import { startReplication, type ReplicationRuntime } from './replication-setup.ts';
 import { PlacementStore } from './placement-store.ts';
+import { ResidencyWriteRefusals, startLagHistory, type LagHistoryRuntime } from './lag-history-setup.ts';
 import { NodeMetrics } from '../observability/metrics.ts';
 import { createNodeTracer } from '../observability/tracing.ts';
 
@@ -75,6 +76,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
     nowMs: readPhysicalMs,
   });
   let placement: PlacementStore | undefined;
+  const refusals = new ResidencyWriteRefusals();
   if (topology && config.topology) {
     broker.setConflictPolicies(await loadConflictPolicies(topology, dirname(resolve(config.topology))));
     // Tenants and namespaces exist in every region that may hold them (the topology's,
@@ -82,7 +84,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
     placement = new PlacementStore(topology, broker, log);
     await placement.open();
     const guard = placement;
-    broker.setWriteGuard((tenant, namespace) => guard.assertWritable(tenant, namespace));
+    broker.setWriteGuard((tenant, namespace) => refusals.guard(tenant, namespace, () => guard.assertWritable(tenant, namespace)));
   }
   if (config.bootstrapNamespace) {
     const [tenant, namespace] = config.bootstrapNamespace.split('/') as [string, string];
@@ -91,6 +93,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
   }
 
   let replication: ReplicationRuntime | undefined;
+  let lagHistory: LagHistoryRuntime | undefined;
   // ADMQ_METRICS=off: no metrics at all (to measure what they cost); /metrics answers 404.
   const metrics =
     process.env.ADMQ_METRICS === 'off'
@@ -146,6 +149,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
             status: () => replication?.replicator.status(),
             resetHistograms: () => replication?.replicator.resetHistograms(),
             propagateTopic: (topic: string, timeoutMs: number) => replication?.replicator.propagate(topic, timeoutMs) ?? Promise.resolve([]),
+            lagHistory: (query: { namespace: string; fromMs: number; toMs: number; after?: string }) => lagHistory?.query(query),
           },
       }),
     }).catch((error: Error) => {
@@ -164,7 +168,9 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
       const replicator = replication.replicator;
       store.onChange(() => replicator.rediscover());
       broker.setHlcReleaseFrontier((topic) => replicator.releaseFrontier(topic));
+      lagHistory = await startLagHistory({ topology, region: config.region, dataDir: config.dataDir, durability: config.durability, broker, placement: store, replicator, refusals, readPhysicalMs, log });
     } catch (error) {
+      await replication?.close();
       grpcServer.forceShutdown();
       httpServer.close();
       broker.close();
@@ -180,6 +186,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      await lagHistory?.close();
       await replication?.close();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {

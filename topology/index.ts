@@ -3,6 +3,8 @@ export { TopologyError } from './errors.ts';
 export { linkKey, neighbours, replicationAddress, unreachableWithin, validateTopology } from './topology.ts';
 export type { NamespaceSpec, RegionSpec, TenantSpec, Topology, TransportKind, TransportSpec } from './topology.ts';
 export { loadTopology } from './load.ts';
+export { DEFAULT_LAG_HISTORY, DEFAULT_RPO_TARGET_MS, SAMPLES_PER_CHUNK, parseLagHistorySettings, parseRpoTargetMs } from './lag-history.ts';
+export type { LagHistorySettings } from './lag-history.ts';
 export { nextHops, pathTo, spanningTree } from './routing.ts';
 export {
   CONTROL_NAMESPACE,

@@ -4,6 +4,7 @@
 // TopologyError that names the field.
 import { parseConflictPolicySpec, type ConflictPolicySpec } from '../conflict/index.ts';
 import { TopologyError } from './errors.ts';
+import { DEFAULT_RPO_TARGET_MS, parseLagHistorySettings, parseRpoTargetMs, type LagHistorySettings } from './lag-history.ts';
 
 export type TransportKind = 'tlcp' | 'tls' | 'insecure';
 
@@ -31,6 +32,8 @@ export interface NamespaceSpec {
   replicationSet: string[];
   /** How concurrent writes to one key of a keyed topic resolve (default last-writer-wins). */
   conflictPolicy: ConflictPolicySpec;
+  /** Replication lag this namespace must stay under, in ms (compliance reports); default the topology's `rpoTargetMs`. */
+  rpoTargetMs: number;
 }
 
 export interface TransportSpec {
@@ -51,6 +54,10 @@ export interface Topology {
   maxClockOffsetMs: number;
   /** Replicated subscriptions: how often acked frontiers are sent to the other regions (default 1,000 ms). */
   subscriptionSyncIntervalMs: number;
+  /** The lag history each region node keeps (compliance/). */
+  lagHistory: LagHistorySettings;
+  /** RPO target of namespaces that set none, in ms (default 5,000). */
+  rpoTargetMs: number;
 }
 
 const REGION_NAME = /^[a-z][a-z0-9-]{0,62}$/;
@@ -107,7 +114,7 @@ export function linkKey(from: string, to: string): string {
 export function validateTopology(doc: unknown): Topology {
   if (!isRecord(doc)) throw new TopologyError('(document)', 'must be a mapping');
   for (const key of Object.keys(doc)) {
-    if (!['regions', 'links', 'endpoints', 'tenants', 'namespaces', 'transport', 'maxClockOffsetMs', 'subscriptionSyncIntervalMs'].includes(key)) {
+    if (!['regions', 'links', 'endpoints', 'tenants', 'namespaces', 'transport', 'maxClockOffsetMs', 'subscriptionSyncIntervalMs', 'lagHistory', 'rpoTargetMs'].includes(key)) {
       throw new TopologyError(key, 'unknown field');
     }
   }
@@ -189,6 +196,7 @@ export function validateTopology(doc: unknown): Topology {
     }
   }
 
+  const rpoTargetMs = parseRpoTargetMs('rpoTargetMs', doc.rpoTargetMs, DEFAULT_RPO_TARGET_MS);
   const namespaces = new Map<string, NamespaceSpec>();
   if (doc.namespaces !== undefined) {
     if (!isRecord(doc.namespaces)) throw new TopologyError('namespaces', 'must map tenant/namespace to a replication set');
@@ -211,7 +219,7 @@ export function validateTopology(doc: unknown): Topology {
         throw new TopologyError(`namespaces.${name}.replicationSet`, `regions ${cut.join(', ')} cannot be reached through links that stay inside the replication set`);
       }
       const conflictPolicy = parseConflictPolicySpec(spec.conflictPolicy, `namespaces.${name}.conflictPolicy`);
-      namespaces.set(name, { name, tenant, replicationSet, conflictPolicy });
+      namespaces.set(name, { name, tenant, replicationSet, conflictPolicy, rpoTargetMs: parseRpoTargetMs(`namespaces.${name}.rpoTargetMs`, spec.rpoTargetMs, rpoTargetMs) });
     }
   }
 
@@ -223,7 +231,8 @@ export function validateTopology(doc: unknown): Topology {
   if (typeof subscriptionSyncIntervalMs !== 'number' || !Number.isInteger(subscriptionSyncIntervalMs) || subscriptionSyncIntervalMs < 10 || subscriptionSyncIntervalMs > 600_000) {
     throw new TopologyError('subscriptionSyncIntervalMs', 'must be an integer from 10 to 600,000 (ms)');
   }
-  return { regions, links, endpoints, tenants, namespaces, transport, maxClockOffsetMs, subscriptionSyncIntervalMs };
+  const lagHistory = parseLagHistorySettings(doc.lagHistory);
+  return { regions, links, endpoints, tenants, namespaces, transport, maxClockOffsetMs, subscriptionSyncIntervalMs, lagHistory, rpoTargetMs };
 }
 
 /** The address region `from` dials to reach `to`'s replication listener. */
