@@ -204,3 +204,21 @@ test.serial('transport tls: regions replicate over Node’s TLS 1.3 with standar
   t.deepEqual(violations, [], formatViolations(violations));
   t.is((await cluster.replicationStatus('beijing')).receiver.unauthorizedRefusals, 0, 'the caller’s certificate names its region');
 });
+
+test.serial('lag of an idle link: heartbeats are answered, so a partition after a quiet spell reports the silence since the cut, not the idle time', async (t) => {
+  const cluster = await Cluster.start({ regions: ['shanghai', 'beijing'], transport: 'insecure' });
+  t.teardown(() => cluster.stop());
+  const topic = 'persistent://public/default/idle';
+  await cluster.createTopic('shanghai', topic);
+  await (await cluster.client('shanghai').createProducer({ topic })).send({ payload: 'one' });
+  await cluster.waitConverged(topic, 20_000);
+  // Quiet for 6 s: only heartbeats on the link. Then a 1 s partition.
+  await new Promise((resolve) => setTimeout(resolve, 6000));
+  cluster.partition('beijing');
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const link = (await cluster.replicationStatus('shanghai')).links.find((l) => l.topic === topic && l.to === 'beijing');
+  const delay = Number(link?.replicationDelayMs);
+  t.true(delay > 0, 'a cut link never reports zero delay');
+  t.true(delay < 4000, `delay ${delay} ms reflects the cut (about 1 s), not the 7 s since the last batch was acked`);
+  cluster.heal();
+});

@@ -33,6 +33,9 @@ test('lag: a disconnected link never reports zero delay', (t) => {
   t.is(replicationDelayMs({ state: 'connected', nowMs: 10_000, oldestUnackedPublishMs: undefined, lastContactMs: 9_000, startedMs: 0 }), 0);
   t.is(replicationDelayMs({ state: 'connected', nowMs: 10_000, oldestUnackedPublishMs: 7_500, lastContactMs: 9_000, startedMs: 0 }), 2_500);
   t.is(replicationDelayMs({ state: 'backing-off', nowMs: 10_000, oldestUnackedPublishMs: 9_900, lastContactMs: 4_000, startedMs: 0 }), 6_000);
+  // Connected but unanswered for longer than staleAfterMs (a silent cut): the silence counts.
+  t.is(replicationDelayMs({ state: 'connected', nowMs: 10_000, oldestUnackedPublishMs: undefined, lastContactMs: 8_000, startedMs: 0, staleAfterMs: 1_000 }), 2_000);
+  t.is(replicationDelayMs({ state: 'connected', nowMs: 10_000, oldestUnackedPublishMs: undefined, lastContactMs: 9_500, startedMs: 0, staleAfterMs: 1_000 }), 0);
 });
 
 test('backoff: from about 100 ms, doubling, capped at 5 s', (t) => {

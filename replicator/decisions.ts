@@ -56,10 +56,15 @@ export function replicationDelayMs(input: {
   oldestUnackedPublishMs: number | undefined;
   lastContactMs: number | undefined;
   startedMs: number;
+  /**
+   * A connected link that has heard nothing (no ack, no heartbeat answer) for longer than
+   * this may be cut off without knowing it yet: it reports the silence too.
+   */
+  staleAfterMs?: number;
 }): number {
   const age = input.oldestUnackedPublishMs === undefined ? 0 : Math.max(0, input.nowMs - input.oldestUnackedPublishMs);
-  if (input.state === 'connected') return age;
   const silence = input.nowMs - (input.lastContactMs ?? input.startedMs);
+  if (input.state === 'connected') return input.staleAfterMs !== undefined && silence > input.staleAfterMs ? Math.max(age, silence) : age;
   return Math.max(1, age, silence);
 }
 

@@ -113,7 +113,9 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
         }
         // After the batches before it: the watermarks cover what they carried.
         chain = chain.then(() => {
-          if (!ended) o.log.noteWatermarks(name, watermarks);
+          if (ended) return;
+          o.log.noteWatermarks(name, watermarks);
+          call.write({ heartbeatAck: {} });
         });
         return;
       }

@@ -360,7 +360,7 @@ export class LinkSender {
       tail,
       backlogEntries: backlog,
       backlogBytesEstimate: Math.round(backlog * this.o.log.averageEntryBytes(this.o.topic)),
-      replicationDelayMs: replicationDelayMs({ state: this.state, nowMs: now, oldestUnackedPublishMs: oldest?.publishTimeMs, lastContactMs: this.#lastContactMs, startedMs: this.#startedMs }),
+      replicationDelayMs: replicationDelayMs({ state: this.state, nowMs: now, oldestUnackedPublishMs: oldest?.publishTimeMs, lastContactMs: this.#lastContactMs, startedMs: this.#startedMs, staleAfterMs: Math.max(1000, 5 * this.o.heartbeatIntervalMs) }),
       delayHistogramMs: {
         p50: this.#histogram.getValueAtPercentile(50),
         p99: this.#histogram.getValueAtPercentile(99),
