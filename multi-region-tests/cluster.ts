@@ -44,6 +44,10 @@ export class Cluster {
   readonly proxies = new Map<string, FaultProxy>();
   readonly #options: ClusterOptions;
   #skew: Record<string, number>;
+  /** Bumped whenever a region moves ports and the topology file is rewritten. */
+  #topologyVersion = 0;
+  /** The topology version each region's process read when it started. */
+  readonly #startedWith = new Map<string, number>();
 
   /** The topology as written to `topologyPath`; rewritten when a region has to move to new ports. */
   readonly #topology: { regions: Record<string, { grpc: string; admin: string; replication: string }> };
@@ -95,7 +99,20 @@ export class Cluster {
       const p = ports.get(r) as { grpc: number; admin: number; replication: number };
       cluster.regions.set(r, { name: r, grpcPort: p.grpc, adminPort: p.admin, replicationPort: p.replication, process: undefined, client: undefined });
     }
-    const started = await Promise.allSettled(options.regions.map((r) => cluster.startRegion(r)));
+    let started = await Promise.allSettled(options.regions.map((r) => cluster.startRegion(r)));
+    // A region that had to move ports rewrote the topology after others had read it: those
+    // would hand out its old endpoints (GET /tenants/T/regions), so they start again.
+    const stale = options.regions.filter((r) => (cluster.#startedWith.get(r) ?? 0) < cluster.#topologyVersion && cluster.regions.get(r)?.process);
+    if (stale.length > 0 && !started.some((s) => s.status === 'rejected')) {
+      started = await Promise.allSettled(
+        stale.map(async (r) => {
+          const p = cluster.regions.get(r)?.process;
+          p?.child.kill('SIGTERM');
+          await p?.exited;
+          await cluster.startRegion(r);
+        }),
+      );
+    }
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
       // Leave no region process behind when the cluster cannot start whole.
@@ -117,7 +134,9 @@ export class Cluster {
     const env: Record<string, string> = { ...(this.#options.env ?? {}), ...(skew !== 0 ? { ADMQ_CLOCK_SKEW_MS: String(skew) } : {}) };
     for (let attempt = 1; ; attempt++) {
       try {
+        const version = this.#topologyVersion;
         r.process = await startNodeProcess(['--topology', this.topologyPath, '--region', name], 60_000, env);
+        this.#startedWith.set(name, version);
         break;
       } catch (error) {
         // Ports are picked free before the nodes start, so another process may take one in
@@ -134,6 +153,7 @@ export class Cluster {
     [r.grpcPort, r.adminPort, r.replicationPort] = (await freePorts(3)) as [number, number, number];
     this.#topology.regions[name] = { ...this.#topology.regions[name], grpc: `127.0.0.1:${r.grpcPort}`, admin: `127.0.0.1:${r.adminPort}`, replication: `127.0.0.1:${r.replicationPort}` };
     writeFileSync(this.topologyPath, JSON.stringify(this.#topology, null, 2));
+    this.#topologyVersion++;
     for (const [key, proxy] of this.proxies) if (key.endsWith(`->${name}`)) proxy.retarget(r.replicationPort);
   }
 
