@@ -59,7 +59,10 @@ export function createReplicationLog(broker: Broker): ReplicationLog {
     watermarks: (topic) => {
       const log = logOf(topic);
       const out = new Map<string, bigint>();
-      for (const [origin, mark] of log.origins) out.set(origin, BigInt(mark.hlc));
+      // Only what is durable: an HLC-ordered subscription releases up to these, and it reads
+      // durable entries only, so a mark of a commit not yet flushed would let later entries
+      // overtake an earlier one still on its way to disk.
+      for (const [origin, mark] of log.durableOrigins) out.set(origin, BigInt(mark.hlc));
       for (const [origin, hlc] of log.heartbeatWatermarks) if (hlc > (out.get(origin) ?? -1n)) out.set(origin, hlc);
       out.set(store.region, store.localWatermark());
       return out;

@@ -126,6 +126,8 @@ export class TopicLog {
   readonly producers = new Map<string, ProducerMark>();
   /** Per origin region other than this one: the highest origin position stored. */
   readonly origins = new Map<string, OriginMark>();
+  /** The same marks as of the last flush: what is durable (HLC watermarks must not run ahead of it). */
+  readonly durableOrigins = new Map<string, OriginMark>();
   /**
    * Keyed topics: called inside the write transaction for each entry appended, in log
    * order, so that a local write is stamped with what this region had seen of its key.
@@ -358,6 +360,7 @@ export class LogStore {
     }
     for (const { key, value } of this.metaRange<OriginMark>(['origin', id])) {
       log.origins.set(String(key[2]), value);
+      log.durableOrigins.set(String(key[2]), value);
     }
     this.logs.set(id, log);
     return log;
@@ -503,6 +506,7 @@ export class LogStore {
       if (done.hlcBound > this.#durableHlc) this.#durableHlc = done.hlcBound;
       for (const s of done.logs.values()) {
         if (s.nextOffset > s.log.durableNextOffset) s.log.durableNextOffset = s.nextOffset;
+        for (const [origin, mark] of s.origins) s.log.durableOrigins.set(origin, mark);
         s.log.notifyDurable();
       }
       for (const [request, results] of done.results) request.resolve(results);
