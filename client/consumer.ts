@@ -313,6 +313,7 @@ export class Consumer implements AdmqConsumer {
 
   /** With a tracer: a receive span continuing the producer's trace (its traceparent). */
   #traceReceive(message: Message): void {
+    if (!this.ctx.tracer) return;
     const span = startMessageSpan(this.ctx.tracer, `receive ${this.topic}`, message.properties, SpanKind.CONSUMER, {
       'messaging.destination.name': this.topic,
       'messaging.consumer.group.name': this.subscription,

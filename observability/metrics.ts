@@ -15,7 +15,7 @@ import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
-import type { Histogram } from '@opentelemetry/api';
+import type { Attributes, Histogram } from '@opentelemetry/api';
 
 /** What the metrics read from the node at collection time. */
 export interface MetricsSources {
@@ -73,6 +73,7 @@ export class NodeMetrics {
   readonly #provider: MeterProvider;
   readonly #prometheus: PrometheusExporter;
   readonly #delay: Histogram;
+  readonly #delayAttributes = new Map<string, Attributes>();
 
   constructor(options: MetricsOptions) {
     this.#prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
@@ -163,7 +164,11 @@ export class NodeMetrics {
 
   /** One replicated entry became durable here `ms` after its commit in `origin`. */
   observeReplicationDelay(topic: string, origin: string, ms: number): void {
-    this.#delay.record(ms, { ...SYSTEM, 'messaging.destination.name': topic, 'admq.region.origin': origin });
+    // One attributes object per (topic, origin), not one per entry: this runs for every replicated entry.
+    const key = `${topic}\u0000${origin}`;
+    let attributes = this.#delayAttributes.get(key);
+    if (!attributes) this.#delayAttributes.set(key, (attributes = { ...SYSTEM, 'messaging.destination.name': topic, 'admq.region.origin': origin }));
+    this.#delay.record(ms, attributes);
   }
 
   /** Serves the Prometheus text format (GET /metrics). */

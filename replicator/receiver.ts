@@ -147,9 +147,11 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
       const spans: Span[] = [];
       try {
         entries = batch.entries.map(fromWire);
-        for (const e of entries) {
-          const span = startMessageSpan(o.tracer, `receive ${name} ${from} --> ${o.log.region}`, e.properties, SpanKind.CONSUMER, { 'messaging.destination.name': name, 'messaging.message.id': `${e.originRegion}:${e.originPosition}`, 'admq.region.from': from, 'admq.region.to': o.log.region });
-          if (span) spans.push(span);
+        if (o.tracer) {
+          for (const e of entries) {
+            const span = startMessageSpan(o.tracer, `receive ${name} ${from} --> ${o.log.region}`, e.properties, SpanKind.CONSUMER, { 'messaging.destination.name': name, 'messaging.message.id': `${e.originRegion}:${e.originPosition}`, 'admq.region.from': from, 'admq.region.to': o.log.region });
+            if (span) spans.push(span);
+          }
         }
         o.log.checkClockSkew(entries);
         appended = o.log.appendReplicated(name, entries);
