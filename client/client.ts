@@ -98,25 +98,26 @@ export class AdmqClient {
    */
   #followTenant(tenant: string, adminUrls: string[], refreshMs: number): void {
     let inFlight = false;
-    let again = false;
     let lastMs = 0;
+    let later: NodeJS.Timeout | undefined;
     const refresh = (): void => {
       if (this.#closed) return;
-      // One lookup at a time, at most every 200 ms; a request meanwhile runs after it.
-      if (inFlight || Date.now() - lastMs < 200) {
-        again = true;
-        if (!inFlight) setTimeout(refresh, 200 - (Date.now() - lastMs)).unref();
+      // One lookup at a time, at most every 200 ms; a request meanwhile runs once, after it.
+      const waitMs = inFlight ? 200 : lastMs + 200 - Date.now();
+      if (waitMs > 0) {
+        later ??= setTimeout(() => {
+          later = undefined;
+          refresh();
+        }, waitMs).unref();
         return;
       }
       inFlight = true;
-      again = false;
       lastMs = Date.now();
       fetchTenantRegions(adminUrls, tenant)
         .then((regions) => this.#regions.setPreference(regions.map((r) => r.name)))
         .catch(() => {}) // every region's admin API unreachable: keep the order we have
         .finally(() => {
           inFlight = false;
-          if (again) setTimeout(refresh, 200).unref();
         });
     };
     this.#onTenantFenced = refresh;

@@ -90,6 +90,8 @@ export class Producer {
   #state: State = 'connecting';
   /** Moving region gracefully: batches wait in #unsent while the in-flight ones are acked. */
   #holding = false;
+  /** moveGracefully() waiting for the batches in flight to settle. */
+  #moveWaiter: (() => void) | undefined;
   /** Region of the node on the current stream, as it said when the producer opened. */
   #streamRegion = '';
   #stream: grpc.ClientDuplexStream<unknown, unknown> | undefined;
@@ -219,6 +221,7 @@ export class Producer {
 
   #settled(count: number): void {
     this.#pendingCount -= count;
+    if (this.#inflight.size === 0) this.#wakeMoveWaiter();
     if (this.#pendingCount === 0 && this.#batch.length === 0) {
       const waiters = this.#drainWaiters;
       this.#drainWaiters = [];
@@ -229,6 +232,7 @@ export class Producer {
   #onStreamEnd(stream: grpc.ClientDuplexStream<unknown, unknown>, error: AdmqClientError): void {
     if (stream !== this.#stream) return;
     this.#stream = undefined;
+    this.#wakeMoveWaiter();
     if (this.#state === 'closed') return;
     if (this.#opened && !error.retriable) {
       this.#opened.reject(error);
@@ -436,12 +440,27 @@ export class Producer {
     }
     this.#holding = true;
     try {
-      const deadline = Date.now() + timeoutMs;
-      while (this.#inflight.size > 0 && this.#stream === stream && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+      // Woken when the last batch in flight settles or the stream ends; bounded by timeoutMs.
+      if (this.#inflight.size > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, timeoutMs);
+          this.#moveWaiter = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
     } finally {
+      this.#moveWaiter = undefined;
       this.#holding = false;
     }
     if (this.#stream === stream) this.reconnect();
+  }
+
+  #wakeMoveWaiter(): void {
+    const wake = this.#moveWaiter;
+    this.#moveWaiter = undefined;
+    wake?.();
   }
 
   reconnect(): void {

@@ -9,6 +9,7 @@
 // the ack carried no position (a resend acked as a duplicate), by (producer, sequence id):
 // the same rule as checkHistory's.
 import { formatViolations, globalIdOf, type ConsumeRecord, type ProduceRecord, type StoredRecord, type Violation } from '../multi-region-tests/history.ts';
+import type { FailoverResult } from '../operations/planned-failover.ts';
 
 export const REPORT_VERSION = 1;
 
@@ -669,16 +670,8 @@ export interface RegionStatusSample {
   links?: Array<{ to: string; state: string; backlogEntries: number; replicationDelayMs: number; clockSkewAlert: boolean }>;
 }
 
-export interface FailoverSummary {
-  tenant: string;
-  from: string;
-  to: string;
-  fencedAtMs: number;
-  drainedAtMs: number;
-  movedAtMs: number;
-  unfencedAtMs: number;
-  totalMs: number;
-  drainMs: number;
+/** The planned failover's phases, on the drill's clock. */
+export interface FailoverSummary extends Pick<FailoverResult, 'tenant' | 'from' | 'to' | 'fencedAtMs' | 'drainedAtMs' | 'movedAtMs' | 'unfencedAtMs' | 'totalMs' | 'drainMs'> {
   /** The progress reports, in order. */
   progress: Array<{ phase: string; elapsedMs: number; backlogEntries?: number; topicsPending?: number; atMs: number }>;
 }
@@ -733,22 +726,11 @@ export interface DrillReport {
   notes: string[];
 }
 
-export interface ReportInput {
-  runId: string;
-  scenario: ScenarioSummary;
-  target: { kind: string; description: string; regions: string[] };
-  tenant: string;
-  namespace: string;
-  topic: string;
-  homeRegion: string;
-  allowedRegions: string[];
-  canaryRegions: string[];
-  observedRegions: string[];
-  startedAtMs: number;
-  finishedAtMs: number;
-  settings: Record<string, number | string | boolean>;
-  phases: PhaseRecord[];
-  events: TimelineEvent[];
+export interface ReportInput
+  extends Pick<
+    DrillReport,
+    'runId' | 'scenario' | 'target' | 'tenant' | 'namespace' | 'topic' | 'homeRegion' | 'allowedRegions' | 'canaryRegions' | 'observedRegions' | 'startedAtMs' | 'finishedAtMs' | 'settings' | 'phases' | 'events'
+  > {
   produces: readonly ProduceRecord[];
   consumes: readonly ConsumeRecord[];
   /** Canary producer name → home region, and subscription → home region. */

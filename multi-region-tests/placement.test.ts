@@ -135,7 +135,6 @@ test.serial('planned failover under load: RPO 0 (every write the old home acked 
   const producer = (await client.createProducer({ topic, producerName: 'teller', sendTimeoutMs: 60_000 })) as Producer;
   const history = new History();
   let stop = false;
-  let sent = 0;
   // About 500 msg/s for the whole failover, each send recorded with the region that took it.
   const load = (async () => {
     const inflight = new Set<Promise<void>>();
@@ -148,7 +147,6 @@ test.serial('planned failover under load: RPO 0 (every write the old home acked 
         (id) => history.recordProduce({ region: id.region, topic, producer: 'teller', sequenceId: id.sequenceId, payload, acked: true, originRegion: id.region, originPosition: id.duplicate ? -1 : id.offset, offset: id.offset, hlc: id.duplicate ? 0n : id.hlc, atMs: Date.now() }),
         () => history.recordProduce({ region: client.region, topic, producer: 'teller', sequenceId, payload, acked: false, atMs: Date.now() }),
       );
-      sent++;
       inflight.add(p);
       void p.finally(() => inflight.delete(p));
       await new Promise((resolve) => setTimeout(resolve, 2));
@@ -176,7 +174,6 @@ test.serial('planned failover under load: RPO 0 (every write the old home acked 
   await waitFor(() => history.produces().filter((p) => p.acked && p.region === 'beijing').length >= before + 200, 20_000, 'sends acked in the new home');
   stop = true;
   await load;
-  t.true(sent > 0);
   t.is(history.produces().filter((p) => !p.acked).length, 0, 'no send failed: the fence only delays');
   await cluster.waitConverged(topic, 60_000);
   await recordStoredEverywhere(cluster, history, topic);

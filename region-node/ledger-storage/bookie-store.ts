@@ -52,6 +52,8 @@ export class BookieStore {
   readonly #ledgers: Database<LedgerState, number>;
   #queue: PendingAdd[] = [];
   #committing = false;
+  /** The group commit running now (close() waits for it, and for the ones it kicks). */
+  #commitDone: Promise<void> = Promise.resolve();
   #closed = false;
 
   private constructor(dir: string, sync: boolean) {
@@ -84,7 +86,7 @@ export class BookieStore {
   #kick(): void {
     if (this.#committing || this.#queue.length === 0) return;
     this.#committing = true;
-    setImmediate(() => void this.#commit());
+    this.#commitDone = new Promise<void>((resolve) => setImmediate(() => void this.#commit().then(resolve)));
   }
 
   async #commit(): Promise<void> {
@@ -150,7 +152,7 @@ export class BookieStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    while (this.#committing || this.#queue.length > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (this.#committing) await this.#commitDone;
     await this.#root.close();
   }
 }
