@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Tracer } from '@opentelemetry/api';
 import { ErrorCode } from '../proto/index.ts';
 import { AdminClient } from './admin.ts';
-import { topicMetadata, type BrokerStub } from './connection.ts';
+import { createStub, topicMetadata, type BrokerStub } from './connection.ts';
 import { RegionSelector, type FailoverOptions, type RegionEndpoint } from './regions.ts';
 import { Consumer, type AdmqConsumer, type ConsumerOptions } from './consumer.ts';
 import { AdmqClientError } from './errors.ts';
@@ -53,6 +53,11 @@ export class AdmqClient {
   #onTenantFenced: (() => void) | undefined;
   readonly #tracer: Tracer | undefined;
   #placementTimer: NodeJS.Timeout | undefined;
+  /** Regional cluster: the broker that owns each topic, as the brokers said (host:port). */
+  readonly #owners = new Map<string, string>();
+  /** Channels to owning brokers, by address. */
+  readonly #ownerStubs = new Map<string, BrokerStub>();
+  readonly #credentials: grpc.ChannelCredentials;
 
   constructor(options: ClientOptions = {}) {
     this.serviceUrl = options.serviceUrl ?? options.regions?.[0]?.serviceUrl ?? '127.0.0.1:6650';
@@ -66,9 +71,12 @@ export class AdmqClient {
     }
     const regions = options.regions ?? [{ name: 'default', serviceUrl: this.serviceUrl }];
     if (options.regions && options.serviceUrl) throw new AdmqClientError(ErrorCode.Config, 'give either serviceUrl or regions, not both');
-    this.#regions = new RegionSelector(regions, options.credentials ?? grpc.credentials.createInsecure(), this.#messageBytesMax, options.failover);
+    this.#credentials = options.credentials ?? grpc.credentials.createInsecure();
+    this.#regions = new RegionSelector(regions, this.#credentials, this.#messageBytesMax, options.failover);
     // Moving region: every producer and consumer reconnects through the new region's channel.
     this.#regions.onSwitch((_region, reason) => {
+      // Owners were brokers of the old region.
+      this.#owners.clear();
       // Out of a live region, producers let their in-flight sends be acked there first.
       for (const p of this.#producers) {
         for (const part of p instanceof PartitionedProducer ? p.partitions : [p]) {
@@ -145,8 +153,29 @@ export class AdmqClient {
       backoffMaxMs: this.#backoffMaxMs,
       operationTimeoutMs: this.#operationTimeoutMs,
       onTenantFenced: () => this.#onTenantFenced?.(),
+      stubFor: (topic: string) => this.#ownerStub(topic),
+      topicMoved: (topic: string, owner: string | undefined) => {
+        if (owner) this.#owners.set(topic, owner);
+        else this.#owners.delete(topic);
+      },
       ...(this.#tracer && { tracer: this.#tracer }),
     };
+  }
+
+  /**
+   * Regional cluster: a topic is served by the broker that owns it. Any broker answers an
+   * open for a topic it does not own with ADMQ_ERR_TOPIC_MOVED naming the owner; the
+   * client then talks to that broker for the topic (one channel per broker).
+   */
+  #ownerStub(topic: string): BrokerStub {
+    const owner = this.#owners.get(topic);
+    if (!owner) return this.#regions.stub();
+    let stub = this.#ownerStubs.get(owner);
+    if (!stub) {
+      stub = createStub(owner, this.#credentials, this.#messageBytesMax);
+      this.#ownerStubs.set(owner, stub);
+    }
+    return stub;
   }
 
   #assertOpen(): void {
@@ -203,6 +232,7 @@ export class AdmqClient {
     await Promise.allSettled([...this.#producers].map((p) => p.close()));
     await Promise.allSettled([...this.#consumers].map((c) => c.close()));
     this.#regions.close();
+    for (const stub of this.#ownerStubs.values()) stub.close();
   }
 }
 

@@ -70,6 +70,10 @@ const WIRE_TYPE: Record<SubscriptionType, SubscriptionTypeName> = {
 
 export interface ConsumerContext {
   stub: BrokerStub;
+  /** Regional cluster: the channel to the broker that owns `topic`, when known (else `stub`). */
+  stubFor?(topic: string): BrokerStub;
+  /** Regional cluster: the topic moved; `owner` (host:port) is where it went, when the broker said. */
+  topicMoved?(topic: string, owner: string | undefined): void;
   backoffInitialMs: number;
   backoffMaxMs: number;
   operationTimeoutMs: number;
@@ -148,9 +152,20 @@ export class Consumer implements AdmqConsumer {
   }
 
   #connect(): Promise<void> {
+    // A reconnect while an open() still waits settles that open() too.
+    const previous = this.#opened;
     return new Promise((resolve, reject) => {
-      this.#opened = { resolve, reject };
-      const stream = this.ctx.stub.Consume();
+      this.#opened = {
+        resolve: () => {
+          previous?.resolve();
+          resolve();
+        },
+        reject: (error: AdmqClientError) => {
+          previous?.reject(error);
+          reject(error);
+        },
+      };
+      const stream = (this.ctx.stubFor?.(this.topic) ?? this.ctx.stub).Consume();
       this.#stream = stream;
       stream.on('data', (response: ConsumeResponse) => this.#onResponse(stream, response));
       stream.on('error', (error: grpc.ServiceError) => this.#onStreamEnd(stream, AdmqClientError.fromServiceError(error)));
@@ -236,6 +251,10 @@ export class Consumer implements AdmqConsumer {
   #onStreamEnd(stream: grpc.ClientDuplexStream<unknown, unknown>, error: AdmqClientError): void {
     if (stream !== this.#stream) return;
     this.#stream = undefined;
+    if (error.code === ErrorCode.TopicMoved) {
+      this.ctx.topicMoved?.(this.topic, /owner=(\S+)/.exec(error.message)?.[1]);
+      this.#backoff.reset();
+    }
     if (this.#state === 'closed') return;
     if (!error.retriable) {
       if (this.#opened) {

@@ -35,8 +35,8 @@ export class AdmqClientError extends Error {
     return new AdmqClientError(code, error.message);
   }
 
-  /** Whether reconnecting may help: the node went away or is restarting, or the tenant is fenced for a moment. */
+  /** Whether reconnecting may help: the node went away or is restarting, the tenant is fenced for a moment, or the topic moved to another broker. */
   get retriable(): boolean {
-    return this.code === ErrorCode.Connection || this.code === ErrorCode.ShuttingDown || this.code === ErrorCode.TenantFenced;
+    return this.code === ErrorCode.Connection || this.code === ErrorCode.ShuttingDown || this.code === ErrorCode.TenantFenced || this.code === ErrorCode.TopicMoved;
   }
 }

@@ -74,6 +74,10 @@ type State = 'connecting' | 'ready' | 'closing' | 'closed';
 
 export interface ProducerContext {
   stub: BrokerStub;
+  /** Regional cluster: the channel to the broker that owns `topic`, when known (else `stub`). */
+  stubFor?(topic: string): BrokerStub;
+  /** Regional cluster: the topic moved; `owner` (host:port) is where it went, when the broker said. */
+  topicMoved?(topic: string, owner: string | undefined): void;
   messageBytesMax: number;
   backoffInitialMs: number;
   backoffMaxMs: number;
@@ -153,9 +157,20 @@ export class Producer {
   }
 
   #connect(): Promise<void> {
+    // A reconnect while an open() still waits settles that open() too.
+    const previous = this.#opened;
     return new Promise((resolve, reject) => {
-      this.#opened = { resolve, reject };
-      const stream = this.ctx.stub.Produce();
+      this.#opened = {
+        resolve: () => {
+          previous?.resolve();
+          resolve();
+        },
+        reject: (error: AdmqClientError) => {
+          previous?.reject(error);
+          reject(error);
+        },
+      };
+      const stream = (this.ctx.stubFor?.(this.topic) ?? this.ctx.stub).Produce();
       this.#stream = stream;
       stream.on('data', (response: ProduceResponse) => this.#onResponse(stream, response));
       stream.on('error', (error: grpc.ServiceError) => this.#onStreamEnd(stream, AdmqClientError.fromServiceError(error)));
@@ -232,6 +247,10 @@ export class Producer {
   #onStreamEnd(stream: grpc.ClientDuplexStream<unknown, unknown>, error: AdmqClientError): void {
     if (stream !== this.#stream) return;
     this.#stream = undefined;
+    if (error.code === ErrorCode.TopicMoved) {
+      this.ctx.topicMoved?.(this.topic, /owner=(\S+)/.exec(error.message)?.[1]);
+      this.#backoff.reset();
+    }
     this.#wakeMoveWaiter();
     if (this.#state === 'closed') return;
     if (this.#opened && !error.retriable) {

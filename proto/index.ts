@@ -43,6 +43,8 @@ export const ErrorCode = {
   ClockSkew: 'ADMQ_ERR_CLOCK_SKEW',
   Residency: 'ADMQ_ERR_RESIDENCY',
   TenantFenced: 'ADMQ_ERR_TENANT_FENCED',
+  // Regional cluster.
+  TopicMoved: 'ADMQ_ERR_TOPIC_MOVED',
   Unauthorized: 'ADMQ_ERR_UNAUTHORIZED',
 } as const;
 

@@ -83,6 +83,7 @@ export function grpcStatusOf(code: ErrorCode): GrpcStatus {
     case ErrorCode.Residency:
       return GrpcStatus.FAILED_PRECONDITION;
     case ErrorCode.TenantFenced:
+    case ErrorCode.TopicMoved:
       return GrpcStatus.UNAVAILABLE;
     case ErrorCode.StorageFull:
       return GrpcStatus.RESOURCE_EXHAUSTED;

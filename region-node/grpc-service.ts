@@ -149,12 +149,35 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
       finish();
       call.end();
     });
-    call.on('data', (request: ProduceRequest | Malformed) => {
+    // While the topic is being prepared (a cluster broker restoring it from its ledgers),
+    // later requests wait in order behind the open.
+    let opening: Array<ProduceRequest | Malformed> | undefined;
+    const onData = (request: ProduceRequest | Malformed): void => {
+      if (opening) {
+        opening.push(request);
+        return;
+      }
       try {
         if (isMalformed(request)) throw new BadRequestError(`malformed ProduceRequest: ${request[MALFORMED].message}`);
         if (!producer || !topic) {
           if (request.request !== 'open' || !request.open) throw new BadRequestError('the first request of a produce stream must be "open"');
           const name = parseTopicName(request.open.topic);
+          if (broker.needsPreparing(name)) {
+            const queued: Array<ProduceRequest | Malformed> = (opening = []);
+            broker.prepareTopic(name).then(
+              () => {
+                opening = undefined;
+                if (ended) return;
+                onData(request);
+                for (const next of queued) onData(next);
+              },
+              (error: unknown) => {
+                finish();
+                failCall(call as grpc.ServerDuplexStream<unknown, unknown>, error);
+              },
+            );
+            return;
+          }
           const t = broker.topic(name);
           broker.assertWritable(name);
           topicName = name;
@@ -169,6 +192,14 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
           producer = { name: producerName, connectedAtMs: options.nowMs(), address: call.getPeer(), messagesIn: 0, bytesIn: 0 };
           topic = t;
           t.producers.add(producer);
+          // The topic moving away (or deleted) ends the stream: the client looks it up again and resends.
+          const stopWatching = t.onClose((reason) => {
+            // A deleted topic keeps the stream: its requests fail typed, one by one.
+            if (ended || !reason) return;
+            finish();
+            failCall(call as grpc.ServerDuplexStream<unknown, unknown>, reason);
+          });
+          call.once('close', stopWatching);
           call.write({
             opened: { topic: name.full, producerName, lastSequenceId: t.lastSequenceId(producerName), region: broker.region },
           });
@@ -182,7 +213,8 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
         finish();
         failCall(call as grpc.ServerDuplexStream<unknown, unknown>, error);
       }
-    });
+    };
+    call.on('data', onData);
   };
 
   const handleSend = (
@@ -225,7 +257,10 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
       (error: unknown) => {
         const typed = toAdmqError(error);
         if (spans) endSpans(spans, typed.message);
-        call.write({ error: { code: typed.code, message: typed.message, requestId } });
+        // The topic left this broker: end the stream, so the client reconnects to the new
+        // owner and resends (deduplicated there) rather than failing the send.
+        if (typed.code === ErrorCode.TopicMoved) failCall(call as grpc.ServerDuplexStream<unknown, unknown>, typed);
+        else call.write({ error: { code: typed.code, message: typed.message, requestId } });
       },
     );
   };
@@ -248,7 +283,12 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
       finish();
       call.end();
     });
-    call.on('data', (request: ConsumeRequest | Malformed) => {
+    let opening: Array<ConsumeRequest | Malformed> | undefined;
+    const onData = (request: ConsumeRequest | Malformed): void => {
+      if (opening) {
+        opening.push(request);
+        return;
+      }
       try {
         if (isMalformed(request)) throw new BadRequestError(`malformed ConsumeRequest: ${request[MALFORMED].message}`);
         if (!subscription || !sink) {
@@ -257,6 +297,22 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
           }
           const s = request.subscribe;
           const name = parseTopicName(s.topic);
+          if (broker.needsPreparing(name)) {
+            const queued: Array<ConsumeRequest | Malformed> = (opening = []);
+            broker.prepareTopic(name).then(
+              () => {
+                opening = undefined;
+                if (ended) return;
+                onData(request);
+                for (const next of queued) onData(next);
+              },
+              (error: unknown) => {
+                finish();
+                failCall(call as grpc.ServerDuplexStream<unknown, unknown>, error);
+              },
+            );
+            return;
+          }
           const topic = broker.topic(name);
           const type = subscriptionTypeFromWire(s.type);
           const consumerName = s.consumerName || `consumer-${++producerCounter}`;
@@ -282,6 +338,13 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
           // client as the stream's error, not after it was told it is subscribed.
           subscription = topic.attach(s.subscription, type, s.initialPosition === 'EARLIEST' ? 'earliest' : 'latest', newSink, s.deliveryOrder === 'HLC' ? 'hlc' : 'arrival', s.readCompacted === true);
           sink = newSink;
+          const stopWatching = topic.onClose((reason) => {
+            // A deleted topic keeps the stream: its requests fail typed, one by one.
+            if (ended || !reason) return;
+            finish();
+            failCall(call as grpc.ServerDuplexStream<unknown, unknown>, reason);
+          });
+          call.once('close', stopWatching);
           call.write({ subscribed: { topic: name.full, subscription: s.subscription, consumerName, region: broker.region } });
           return;
         }
@@ -324,7 +387,8 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
           call.write({ error: { code: typed.code, message: typed.message, requestId: 0 } });
         }
       }
-    });
+    };
+    call.on('data', onData);
   };
 
   return {

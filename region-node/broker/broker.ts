@@ -21,6 +21,18 @@ export interface BrokerOptions {
   nowMs: () => number;
 }
 
+/**
+ * Regional cluster: which topics this broker may serve. `prepare` resolves once the topic
+ * is owned here and its log restored from its ledgers (or throws ADMQ_ERR_TOPIC_MOVED
+ * naming the owner); `served` says whether a loaded topic is still owned.
+ */
+export interface TopicGate {
+  prepare(name: TopicName): Promise<void>;
+  served(name: TopicName): boolean;
+  /** The error for a topic not served here (names the owner when known). */
+  notServed(name: TopicName): AdmqError;
+}
+
 export class Broker {
   readonly metadata: MetadataManager;
   readonly #topics = new Map<string, Topic>();
@@ -29,6 +41,7 @@ export class Broker {
   /** Conflict records are appended one after another per namespace. */
   readonly #feedChains = new Map<string, Promise<void>>();
   #writeGuard: ((tenant: string, namespace: string) => void) | undefined;
+  #gate: TopicGate | undefined;
 
   constructor(
     readonly store: LogStore,
@@ -86,6 +99,38 @@ export class Broker {
     );
   }
 
+  /** Regional cluster: topics are served only where owned (see TopicGate). */
+  setTopicGate(gate: TopicGate): void {
+    this.#gate = gate;
+  }
+
+  /**
+   * Makes the topic servable here: standalone it is always; in a cluster it waits for
+   * ownership and the log's restore, or throws ADMQ_ERR_TOPIC_MOVED. Call before `topic()`
+   * on every path a client opens.
+   */
+  /** Whether `prepareTopic` has work to do (a cluster broker not serving the topic yet). */
+  needsPreparing(name: TopicName): boolean {
+    return this.#gate !== undefined && !this.#topics.has(name.full);
+  }
+
+  async prepareTopic(name: TopicName): Promise<void> {
+    if (this.#gate) await this.#gate.prepare(name);
+  }
+
+  /**
+   * Regional cluster: stops serving a topic this broker no longer owns. Its streams end
+   * with `reason` (clients look the owner up again); its log leaves memory and refuses
+   * writes still queued.
+   */
+  unloadTopic(full: string, reason: AdmqError): void {
+    const topic = this.#topics.get(full);
+    if (!topic) return;
+    this.#topics.delete(full);
+    this.store.forgetLog(topic.log, reason.message);
+    topic.close(reason);
+  }
+
   /** In a topology: refuses local writes where placement does not allow them (fences, residency). */
   setWriteGuard(guard: (tenant: string, namespace: string) => void): void {
     this.#writeGuard = guard;
@@ -111,6 +156,7 @@ export class Broker {
     const loaded = this.#topics.get(name.full);
     if (loaded) return loaded;
     const record = this.metadata.requireTopic(name);
+    if (this.#gate && record.partitions === 0 && !this.#gate.served(name)) throw this.#gate.notServed(name);
     if (record.partitions > 0) {
       throw new AdmqError(
         ErrorCode.BadRequest,

@@ -165,9 +165,21 @@ export class Topic {
     };
   }
 
-  close(): void {
+  readonly #closeListeners = new Set<(reason: AdmqError | undefined) => void>();
+
+  /** Called once when the topic stops being served here: deleted (no reason), or moved to another broker (the reason). */
+  onClose(listener: (reason: AdmqError | undefined) => void): () => void {
+    this.#closeListeners.add(listener);
+    return () => this.#closeListeners.delete(listener);
+  }
+
+  /** Stops serving: subscriptions stop dispatching; open streams are told `reason` (if any) and end. */
+  close(reason?: AdmqError): void {
     this.#unsubscribeDurable();
     for (const sub of this.subscriptions.values()) sub.close();
+    const listeners = [...this.#closeListeners];
+    this.#closeListeners.clear();
+    for (const listener of listeners) listener(reason);
   }
 }
 

@@ -114,6 +114,18 @@ function markWith(mark: ProducerMark | undefined, sequenceId: number, offset: nu
   return { sequenceId, offset, seen, localSequenceId };
 }
 
+/**
+ * Regional cluster (DESIGN §4): where a topic's committed chunks are replicated before they
+ * count as durable — the topic's current ledger, written to a quorum of storage nodes. The
+ * local LMDB is then a cache that a new owner rebuilds from the ledgers (`restoreLog`).
+ */
+export interface ChunkSink {
+  /** Called in commit order with each chunk's bytes; resolves once the chunk is durable in the cluster. */
+  persist(chunk: Buffer): Promise<void>;
+  /** The sink failed (its ledger was fenced, or quorum was lost): the log takes no more writes. */
+  failed(error: AdmqError): void;
+}
+
 /** In-memory state of one topic's log. */
 export class TopicLog {
   /** Next offset to assign; counts commits that may not be flushed yet. */
@@ -143,6 +155,10 @@ export class TopicLog {
   bytesAppended = 0;
   entriesAppended = 0;
   deleted = false;
+  /** Cluster mode: the ledger every commit of this log must also reach before it is durable. */
+  sink: ChunkSink | undefined;
+  /** Set once the sink failed: the log refuses writes until a new owner restores it. */
+  sinkFailure: AdmqError | undefined;
 
   constructor(
     readonly id: number,
@@ -186,6 +202,10 @@ interface StagedLog {
   producers: Map<string, ProducerMark>;
   origins: Map<string, OriginMark>;
   chunks: Array<{ base: number; entries: Entry[] }>;
+  /** Cluster mode: copies of the chunks' bytes, for the sink. */
+  sinkChunks: Buffer[];
+  /** Cluster mode: settles once every sink chunk of this commit is durable in the cluster. */
+  replicated?: Promise<void>;
   bytes: number;
   entries: number;
 }
@@ -374,6 +394,7 @@ export class LogStore {
     if (this.#closed) return Promise.reject(new AdmqError(ErrorCode.ShuttingDown, 'the node is shutting down'));
     if (log.deleted) return Promise.reject(new AdmqError(ErrorCode.TopicNotFound, `topic ${log.name} was deleted`));
     if (this.#writeFailure) return Promise.reject(this.#writeFailure);
+    if (log.sinkFailure) return Promise.reject(log.sinkFailure);
     return new Promise((resolve, reject) => {
       this.#queue.push({ log, messages, resolve, reject });
       this.#kick();
@@ -399,6 +420,7 @@ export class LogStore {
     if (this.#closed) return Promise.reject(new AdmqError(ErrorCode.ShuttingDown, 'the node is shutting down'));
     if (log.deleted) return Promise.reject(new AdmqError(ErrorCode.TopicNotFound, `topic ${log.name} was deleted`));
     if (this.#writeFailure) return Promise.reject(this.#writeFailure);
+    if (log.sinkFailure) return Promise.reject(log.sinkFailure);
     try {
       this.checkClockSkew(entries);
     } catch (error) {
@@ -481,6 +503,7 @@ export class LogStore {
       for (const chunk of s.chunks) this.#cacheChunk(s.log, chunk.base, chunk.entries);
       s.log.bytesAppended += s.bytes;
       s.log.entriesAppended += s.entries;
+      if (s.sinkChunks.length > 0) s.replicated = this.#replicate(s.log, s.sinkChunks);
     }
     // lmdb's `flushed` is a thenable that reads the newest pending flush when it is
     // awaited; take its promise now, so that this commit waits for its own flush and not
@@ -502,15 +525,45 @@ export class LogStore {
         console.error('[storage] fsync failed; stopping', error);
         process.exit(70);
       }
+      // Cluster mode: a commit counts only once its chunks are on a quorum of storage
+      // nodes too. A log whose ledger failed keeps its entries undelivered and unacked; a
+      // new owner's recovery decides which of them survive.
+      const failed = new Map<TopicLog, AdmqError>();
+      for (const s of done.logs.values()) {
+        if (!s.replicated) continue;
+        try {
+          await s.replicated;
+        } catch (error) {
+          failed.set(s.log, s.log.sinkFailure ?? toSinkError(s.log, error));
+        }
+      }
       this.#flushesPending--;
       if (done.hlcBound > this.#durableHlc) this.#durableHlc = done.hlcBound;
       for (const s of done.logs.values()) {
+        if (failed.has(s.log)) continue;
         if (s.nextOffset > s.log.durableNextOffset) s.log.durableNextOffset = s.nextOffset;
         for (const [origin, mark] of s.origins) s.log.durableOrigins.set(origin, mark);
         s.log.notifyDurable();
       }
-      for (const [request, results] of done.results) request.resolve(results);
+      for (const [request, results] of done.results) {
+        const error = failed.get(request.log);
+        if (error) request.reject(error);
+        else request.resolve(results);
+      }
     });
+  }
+
+  /** Hands a commit's chunks of one log to its sink, in order; the first failure stops the log. */
+  #replicate(log: TopicLog, chunks: Buffer[]): Promise<void> {
+    const sink = log.sink as ChunkSink;
+    if (log.sinkFailure) return Promise.reject(log.sinkFailure);
+    const all = Promise.all(chunks.map((chunk) => sink.persist(chunk))).then(() => undefined);
+    all.catch((error: unknown) => {
+      if (log.sinkFailure) return;
+      log.sinkFailure = toSinkError(log, error);
+      sink.failed(log.sinkFailure);
+    });
+    return all;
   }
 
   /** Runs inside the write transaction: assigns offsets and HLCs, writes chunks and marks. */
@@ -522,7 +575,7 @@ export class LogStore {
       const log = request.log;
       let s = logs.get(log);
       if (!s) {
-        s = { log, nextOffset: log.nextOffset, lastPublishTimeMs: log.lastPublishTimeMs, producers: new Map(), origins: new Map(), chunks: [], bytes: 0, entries: 0 };
+        s = { log, nextOffset: log.nextOffset, lastPublishTimeMs: log.lastPublishTimeMs, producers: new Map(), origins: new Map(), chunks: [], sinkChunks: [], bytes: 0, entries: 0 };
         logs.set(log, s);
         pending.set(log, []);
       }
@@ -595,7 +648,9 @@ export class LogStore {
         const first = chunk[0] as Entry;
         // LMDB copies the value inside putSync, so one scratch buffer serves every chunk.
         this.#chunkScratch ??= Buffer.allocUnsafe(this.#options.chunkBytesMax + CHUNK_SCRATCH_SLACK_BYTES);
-        this.#chunks.putSync(chunkKey(log.id, first.offset), encodeChunk(chunk, this.#chunkScratch));
+        const encoded = encodeChunk(chunk, this.#chunkScratch);
+        this.#chunks.putSync(chunkKey(log.id, first.offset), encoded);
+        if (log.sink) s.sinkChunks.push(Buffer.from(encoded));
         s.chunks.push({ base: first.offset, entries: chunk });
         chunk = [];
         chunkBytes = 0;
@@ -687,12 +742,81 @@ export class LogStore {
     return low;
   }
 
+  /**
+   * Cluster mode: replaces a topic's local copy with `chunks` — every chunk of its ledgers,
+   * in order — and the subscription cursors saved in the cluster. A new owner does this
+   * before it serves the topic, so the local LMDB is only ever a cache of the ledgers.
+   * Producer and origin marks are rebuilt from the entries (they were derived from them
+   * when first written), and the clock moves past every restored HLC, so that the next
+   * local write still orders after them.
+   */
+  async restoreLog(id: number, name: string, chunks: AsyncIterable<Buffer> | Iterable<Buffer>, cursors: Array<{ subscription: string; value: unknown }>): Promise<TopicLog> {
+    this.#assertOpen();
+    const stale = this.logs.get(id);
+    if (stale) this.forgetLog(stale, 'restored from its ledgers');
+    for (const key of [...this.#dirtyCursors.keys()]) {
+      if (key.startsWith(`cursor\u0000${id}\u0000`) || key.startsWith(`replCursor\u0000${id}\u0000`)) this.#dirtyCursors.delete(key);
+    }
+    await this.#chunks.transaction(() => this.#removeLogData(id));
+    const producers = new Map<string, ProducerMark>();
+    const origins = new Map<string, OriginMark>();
+    let next = -1;
+    let maxHlc = 0n;
+    let batch: Array<{ base: number; bytes: Buffer }> = [];
+    const write = async (): Promise<void> => {
+      const pending = batch;
+      batch = [];
+      await this.#chunks.transaction(() => {
+        for (const { base, bytes } of pending) this.#chunks.putSync(chunkKey(id, base), bytes);
+      });
+    };
+    for await (const bytes of chunks) {
+      const base = next;
+      const entries = decodeChunk(bytes, `${name} restored chunk`);
+      const first = entries[0];
+      if (!first) continue;
+      if (base >= 0 && first.offset !== base) throw new InvariantViolation(`${name}: restored chunk starts at ${first.offset}, expected ${base}`);
+      for (const entry of entries) {
+        if (next >= 0 && entry.offset !== next) throw new InvariantViolation(`${name}: restored entry ${entry.offset}, expected ${next}`);
+        next = entry.offset + 1;
+        if (entry.hlc > maxHlc) maxHlc = entry.hlc;
+        if (entry.producerName) producers.set(entry.producerName, markWith(producers.get(entry.producerName), entry.sequenceId, entry.offset, entry.originRegion === this.region));
+        if (entry.originRegion !== this.region) origins.set(entry.originRegion, { position: entry.originPosition, hlc: entry.hlc.toString() });
+      }
+      batch.push({ base: first.offset, bytes: Buffer.from(bytes) });
+      if (batch.length >= 256) await write();
+    }
+    await write();
+    if (maxHlc > 0n) this.clock.advanceTo(maxHlc);
+    await this.metaWrite((txn) => {
+      for (const [producer, mark] of producers) txn.put(['producer', id, producer], storeProducerMark(mark));
+      for (const [origin, mark] of origins) txn.put(['origin', id, origin], mark);
+      for (const { subscription, value } of cursors) txn.put(['cursor', id, subscription], value);
+      txn.put(['hlc'], this.clock.last.toString());
+    });
+    return this.openLog(id, name);
+  }
+
+  /**
+   * Cluster mode: the broker no longer owns the topic. Its log stops taking writes (they
+   * fail as moved, so clients look the owner up again) and leaves memory; the local data
+   * stays until a later `restoreLog` replaces it.
+   */
+  forgetLog(log: TopicLog, reason: string): void {
+    log.sinkFailure ??= new AdmqError(ErrorCode.TopicMoved, `topic ${log.name} is no longer served here (${reason}); look up its owner`);
+    if (this.logs.get(log.id) === log) this.logs.delete(log.id);
+  }
+
+  /** Cluster mode: called with every cursor saved, so the cluster layer can keep it in the metadata store. */
+  onCursorSaved: ((topicId: number, subscription: string, value: unknown) => void) | undefined;
+
   // ------------------------------------------------------------------ cursors
 
   /** Queues a cursor write for the next commit (acks are persisted lazily, at most cursorFlushIntervalMs late). */
   saveCursor(topicId: number, subscription: string, value: unknown): void {
     const key: MetaKey = ['cursor', topicId, subscription];
     this.#dirtyCursors.set(key.join('\u0000'), { key, value });
+    this.onCursorSaved?.(topicId, subscription, value);
     if (!this.#cursorTimer && !this.#closed) {
       this.#cursorTimer = setTimeout(() => {
         this.#cursorTimer = undefined;
@@ -740,17 +864,20 @@ export class LogStore {
     for (const key of [...this.#dirtyCursors.keys()]) {
       if (key.startsWith(`cursor\u0000${log.id}\u0000`)) this.#dirtyCursors.delete(key);
     }
-    await this.#chunks.transaction(() => {
-      for (const key of this.#chunks.getKeys({ start: chunkKey(log.id, 0), end: chunkKey(log.id + 1, 0) })) {
-        this.#chunks.removeSync(key);
-      }
-      for (const { key } of this.metaRange(['producer', log.id])) this.#meta.removeSync(key);
-      for (const { key } of this.metaRange(['cursor', log.id])) this.#meta.removeSync(key);
-      for (const { key } of this.metaRange(['replCursor', log.id])) this.#meta.removeSync(key);
-      for (const { key } of this.metaRange(['origin', log.id])) this.#meta.removeSync(key);
-      this.#meta.removeSync(['logStart', log.id]);
-    });
+    await this.#chunks.transaction(() => this.#removeLogData(log.id));
     await this.#env.flushed;
+  }
+
+  /** Inside a write transaction: every chunk, mark and cursor of a topic log. */
+  #removeLogData(id: number): void {
+    for (const key of this.#chunks.getKeys({ start: chunkKey(id, 0), end: chunkKey(id + 1, 0) })) {
+      this.#chunks.removeSync(key);
+    }
+    for (const { key } of this.metaRange(['producer', id])) this.#meta.removeSync(key);
+    for (const { key } of this.metaRange(['cursor', id])) this.#meta.removeSync(key);
+    for (const { key } of this.metaRange(['replCursor', id])) this.#meta.removeSync(key);
+    for (const { key } of this.metaRange(['origin', id])) this.#meta.removeSync(key);
+    this.#meta.removeSync(['logStart', id]);
   }
 
   #assertOpen(): void {
@@ -772,6 +899,12 @@ export class LogStore {
     this.#closed = true;
     await withTimeout(this.#env.close(), 5_000);
   }
+}
+
+function toSinkError(log: TopicLog, error: unknown): AdmqError {
+  if (error instanceof AdmqError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new AdmqError(ErrorCode.TopicMoved, `topic ${log.name} lost its ledger (${message}); reconnect to its owner`);
 }
 
 function withTimeout(promise: Promise<unknown>, ms: number): Promise<unknown> {
