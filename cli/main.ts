@@ -51,12 +51,27 @@ Options:
   --durability MODE        fsync (default) or none — none may lose acknowledged messages on a crash
   --message-bytes-max N    largest message in bytes (default 5242880)
 
+Regional cluster (several brokers and storage nodes sharing one etcd; see ARCHITECTURE.md):
+  --metadata-store URL     etcd://host:port[,host:port…]: run as one broker of the cluster
+  --broker-id ID           this broker's id in the region (default broker-<grpc port>)
+  --advertised-address A   host:port clients are sent to for this broker's topics
+  --ownership-lease-ms N   ownership lease TTL; a dead broker's topics move after about this (default 5000)
+  --quorum E/QW/QA         storage nodes per ledger / copies per entry / fsynced copies per ack (default 3/3/2)
+
 Environment:
   ADMQ_CLOCK_SKEW_MS       shift this node's physical clock by N ms (clock-skew drills and tests)
   ADMQ_METRICS=off         no OpenTelemetry metrics (GET /metrics on the admin port otherwise;
                            see observability/README.md)
   OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
                            also push metrics by OTLP/HTTP to this URL every 10 s`;
+
+/** `--quorum E/QW/QA` as config fields. */
+function quorum(value: string | undefined): { ensembleSize?: number; writeQuorum?: number; ackQuorum?: number } {
+  if (!value) return {};
+  const match = /^(\d+)\/(\d+)\/(\d+)$/.exec(value);
+  if (!match) throw new UsageError(`--quorum must be E/QW/QA, e.g. 3/3/2; got "${value}"`);
+  return { ensembleSize: Number(match[1]), writeQuorum: Number(match[2]), ackQuorum: Number(match[3]) };
+}
 
 async function cmdStart(argv: string[]): Promise<number> {
   const parsed = parse(
@@ -72,6 +87,11 @@ async function cmdStart(argv: string[]): Promise<number> {
       'admin-port': { type: 'string' },
       durability: { type: 'string' },
       'message-bytes-max': { type: 'string' },
+      'metadata-store': { type: 'string' },
+      'broker-id': { type: 'string' },
+      'advertised-address': { type: 'string' },
+      'ownership-lease-ms': { type: 'string' },
+      quorum: { type: 'string' },
     },
     START_HELP,
   );
@@ -90,6 +110,11 @@ async function cmdStart(argv: string[]): Promise<number> {
     ...(v['admin-port'] !== undefined && { adminPort: int(v, 'admin-port', 8080) }),
     ...(str(v, 'durability') && { durability: str(v, 'durability') as 'fsync' | 'none' }),
     ...(v['message-bytes-max'] !== undefined && { messageBytesMax: int(v, 'message-bytes-max', 0, 1) }),
+    ...(str(v, 'metadata-store') && { metadataStore: str(v, 'metadata-store') }),
+    ...(str(v, 'broker-id') && { brokerId: str(v, 'broker-id') }),
+    ...(str(v, 'advertised-address') && { advertisedAddress: str(v, 'advertised-address') }),
+    ...(v['ownership-lease-ms'] !== undefined && { ownershipLeaseMs: int(v, 'ownership-lease-ms', 5000, 1000) }),
+    ...quorum(str(v, 'quorum')),
   };
   // ADMQ_CLOCK_SKEW_MS shifts this node's physical clock: for clock-skew drills and tests.
   const skewMs = Number(process.env.ADMQ_CLOCK_SKEW_MS ?? 0);

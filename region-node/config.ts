@@ -37,6 +37,23 @@ export interface RegionNodeConfig {
    * replicates to the other regions. "" (default): a standalone node.
    */
   topology: string;
+  /**
+   * Regional cluster (DESIGN §4): "etcd://host:port[,host:port…]" makes this node one broker
+   * of a cluster whose metadata (catalog, topic ownership, ledgers) lives in that etcd and
+   * whose topics are stored on the storage nodes registered there (`admq storage-node`).
+   * "" (default): standalone, everything in the node's own LMDB.
+   */
+  metadataStore: string;
+  /** Cluster: this broker's id, unique in the region. Default "broker-<grpc port>". */
+  brokerId: string;
+  /** Cluster: the gRPC address clients are sent to for topics this broker owns. Default grpcHost:port. */
+  advertisedAddress: string;
+  /** Cluster: TTL of the broker's ownership lease, in ms; a dead broker's topics move after about this long. Default 5,000. */
+  ownershipLeaseMs: number;
+  /** Cluster: storage nodes per ledger (E), copies per entry (Qw), and copies fsynced before an ack (Qa). Default 3/3/2. */
+  ensembleSize: number;
+  writeQuorum: number;
+  ackQuorum: number;
 }
 
 export const DEFAULT_CONFIG: RegionNodeConfig = {
@@ -55,6 +72,13 @@ export const DEFAULT_CONFIG: RegionNodeConfig = {
   bootstrapNamespace: 'public/default',
   shutdownGraceMs: 5_000,
   topology: '',
+  metadataStore: '',
+  brokerId: '',
+  advertisedAddress: '',
+  ownershipLeaseMs: 5_000,
+  ensembleSize: 3,
+  writeQuorum: 3,
+  ackQuorum: 2,
 };
 
 function integer(field: string, value: unknown, min: number, max: number): number {
@@ -103,7 +127,26 @@ export function validateConfig(input: Partial<RegionNodeConfig> & Record<string,
     bootstrapNamespace: bootstrap,
     shutdownGraceMs: integer('shutdownGraceMs', merged.shutdownGraceMs, 0, 600_000),
     topology: text('topology', merged.topology),
+    metadataStore: text('metadataStore', merged.metadataStore),
+    brokerId: text('brokerId', merged.brokerId),
+    advertisedAddress: text('advertisedAddress', merged.advertisedAddress),
+    ownershipLeaseMs: integer('ownershipLeaseMs', merged.ownershipLeaseMs, 1000, 600_000),
+    ensembleSize: integer('ensembleSize', merged.ensembleSize, 1, 32),
+    writeQuorum: integer('writeQuorum', merged.writeQuorum, 1, 32),
+    ackQuorum: integer('ackQuorum', merged.ackQuorum, 1, 32),
   };
+  if (config.metadataStore !== '' && !/^etcd:\/\/[^,\s]+(,[^,\s]+)*$/.test(config.metadataStore)) {
+    throw new ConfigError(`metadataStore must be "" (standalone) or "etcd://host:port[,host:port…]"; got "${config.metadataStore}"`);
+  }
+  if (config.metadataStore !== '' && config.topology !== '') {
+    throw new ConfigError('metadataStore and topology cannot both be set yet: a clustered region does not replicate to other regions in this version');
+  }
+  if (!(config.ackQuorum <= config.writeQuorum && config.writeQuorum <= config.ensembleSize)) {
+    throw new ConfigError(`ackQuorum ≤ writeQuorum ≤ ensembleSize must hold; got ${config.ackQuorum}/${config.writeQuorum}/${config.ensembleSize}`);
+  }
+  if (config.brokerId !== '' && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(config.brokerId)) {
+    throw new ConfigError(`brokerId must be letters, digits, '_', '.' or '-'; got "${config.brokerId}"`);
+  }
   if (config.grpcPort !== 0 && config.grpcPort === config.adminPort && config.grpcHost === config.adminHost) {
     throw new ConfigError(`grpcPort and adminPort are both ${config.grpcPort}; they must differ`);
   }

@@ -1,9 +1,11 @@
-// Tenants, namespaces and topics of one region node, kept in the node's LMDB metadata
-// table. (Issue 8 puts the same interface in front of etcd for a regional cluster.)
+// Tenants, namespaces and topics of a region: their rules (names, emptiness before delete,
+// partitions) over a Catalog, which is the node's own LMDB metadata table (LocalCatalog) or,
+// in a regional cluster, the shared metadata store mirrored in memory (ClusterCatalog).
 import { ErrorCode } from '../../proto/index.ts';
 import { AdmqError, BadRequestError, NotFoundError } from '../errors.ts';
 import { PARTITION_SUFFIX, parseTopicName, partitionName, validateNamespaceName, validateTenantName, type TopicName } from '../names.ts';
 import type { LogStore } from '../storage/log-store.ts';
+import { LocalCatalog, type Catalog, type CatalogOp } from './catalog.ts';
 
 export interface TenantRecord {
   name: string;
@@ -29,18 +31,39 @@ export interface TopicRecord {
 
 export const PARTITIONS_MAX = 1024;
 
+/**
+ * A catalog create that lost to a concurrent one (another broker of the cluster, or another
+ * request here) comes back from the catalog naming its key; callers get the object's name.
+ */
+async function writeCreate(catalog: Catalog, ops: CatalogOp[], what: string): Promise<void> {
+  try {
+    await catalog.write(ops);
+  } catch (error) {
+    if (error instanceof AdmqError && error.code === ErrorCode.AlreadyExists) {
+      throw new AdmqError(ErrorCode.AlreadyExists, `${what} already exists`, { cause: error });
+    }
+    throw error;
+  }
+}
+
 export class MetadataManager {
+  /** Where the records live; subscribe with `catalog.onChange` to hear of changes made elsewhere. */
+  readonly catalog: Catalog;
+
   constructor(
     private readonly store: LogStore,
     private readonly nowMs: () => number,
-  ) {}
+    catalog?: Catalog,
+  ) {
+    this.catalog = catalog ?? new LocalCatalog(store);
+  }
 
   listTenants(): TenantRecord[] {
-    return this.store.metaRange<TenantRecord>(['tenant']).map((e) => e.value);
+    return this.catalog.range<TenantRecord>(['tenant']).map((e) => e.value);
   }
 
   getTenant(name: string): TenantRecord | undefined {
-    return this.store.metaGet<TenantRecord>(['tenant', name]);
+    return this.catalog.get<TenantRecord>(['tenant', name]);
   }
 
   requireTenant(name: string): TenantRecord {
@@ -57,7 +80,7 @@ export class MetadataManager {
       throw new BadRequestError('allowedRegions must be a list of lowercase region names');
     }
     const record: TenantRecord = { name, allowedRegions, createdAtMs: this.nowMs() };
-    await this.store.metaWrite((txn) => txn.put(['tenant', name], record));
+    await writeCreate(this.catalog, [{ type: 'put', key: ['tenant', name], value: record, ifAbsent: true }], `tenant "${name}"`);
     return record;
   }
 
@@ -67,16 +90,16 @@ export class MetadataManager {
     if (namespaces.length > 0) {
       throw new AdmqError(ErrorCode.NotEmpty, `tenant "${name}" still has ${namespaces.length} namespace(s); delete them first`);
     }
-    await this.store.metaWrite((txn) => txn.remove(['tenant', name]));
+    await this.catalog.write([{ type: 'remove', key: ['tenant', name] }]);
   }
 
   listNamespaces(tenant: string): NamespaceRecord[] {
     this.requireTenant(tenant);
-    return this.store.metaRange<NamespaceRecord>(['namespace', tenant]).map((e) => e.value);
+    return this.catalog.range<NamespaceRecord>(['namespace', tenant]).map((e) => e.value);
   }
 
   getNamespace(tenant: string, namespace: string): NamespaceRecord | undefined {
-    return this.store.metaGet<NamespaceRecord>(['namespace', tenant, namespace]);
+    return this.catalog.get<NamespaceRecord>(['namespace', tenant, namespace]);
   }
 
   requireNamespace(tenant: string, namespace: string): NamespaceRecord {
@@ -94,7 +117,7 @@ export class MetadataManager {
       throw new AdmqError(ErrorCode.AlreadyExists, `namespace "${tenant}/${namespace}" already exists`);
     }
     const record: NamespaceRecord = { tenant, namespace, createdAtMs: this.nowMs() };
-    await this.store.metaWrite((txn) => txn.put(['namespace', tenant, namespace], record));
+    await writeCreate(this.catalog, [{ type: 'put', key: ['namespace', tenant, namespace], value: record, ifAbsent: true }], `namespace "${tenant}/${namespace}"`);
     return record;
   }
 
@@ -104,14 +127,14 @@ export class MetadataManager {
     if (topics.length > 0) {
       throw new AdmqError(ErrorCode.NotEmpty, `namespace "${tenant}/${namespace}" still has ${topics.length} topic(s); delete them first`);
     }
-    await this.store.metaWrite((txn) => txn.remove(['namespace', tenant, namespace]));
+    await this.catalog.write([{ type: 'remove', key: ['namespace', tenant, namespace] }]);
   }
 
   /** Topics of a namespace, without the partitions of partitioned topics. */
   listTopics(tenant: string, namespace: string): TopicRecord[] {
     this.requireNamespace(tenant, namespace);
-    return this.store
-      .metaRange<TopicRecord>(['topic', tenant, namespace])
+    return this.catalog
+      .range<TopicRecord>(['topic', tenant, namespace])
       .map((e) => e.value)
       .filter((t) => parseTopicName(t.name).partitionOf === undefined || !this.isPartitionOfParent(t.name));
   }
@@ -125,7 +148,7 @@ export class MetadataManager {
 
   getTopic(fullName: string): TopicRecord | undefined {
     const name = parseTopicName(fullName);
-    return this.store.metaGet<TopicRecord>(['topic', name.tenant, name.namespace, name.topic]);
+    return this.catalog.get<TopicRecord>(['topic', name.tenant, name.namespace, name.topic]);
   }
 
   /** For a partition of a partitioned topic: its parent's name and partition count. */
@@ -151,31 +174,31 @@ export class MetadataManager {
     }
     if (this.getTopic(name.full)) throw new AdmqError(ErrorCode.AlreadyExists, `topic "${name.full}" already exists`);
     const now = this.nowMs();
-    let record: TopicRecord | undefined;
-    await this.store.metaWrite((txn) => {
-      if (partitions === 0) {
-        record = { name: name.full, id: this.store.nextTopicId(), partitions: 0, createdAtMs: now, ...keyed };
-        txn.put(['topic', name.tenant, name.namespace, name.topic], record);
-        return;
-      }
-      record = { name: name.full, id: 0, partitions, createdAtMs: now, ...keyed };
-      txn.put(['topic', name.tenant, name.namespace, name.topic], record);
-      for (let i = 0; i < partitions; i++) {
-        const part = partitionName(name, i);
-        const partRecord: TopicRecord = { name: part.full, id: this.store.nextTopicId(), partitions: 0, createdAtMs: now, ...keyed };
-        txn.put(['topic', part.tenant, part.namespace, part.topic], partRecord);
-      }
-    });
-    return record as TopicRecord;
+    // A partitioned topic's parent has no log (id 0); each partition gets an id of its own.
+    const ids = await this.catalog.allocateTopicIds(Math.max(partitions, 1));
+    const ops: CatalogOp[] = [];
+    // Partitions first and the parent last: a catalog without multi-key transactions
+    // (ClusterCatalog) makes the last record the commit point, so that a visible parent
+    // implies its partitions.
+    for (let i = 0; i < partitions; i++) {
+      const part = partitionName(name, i);
+      const partRecord: TopicRecord = { name: part.full, id: ids[i] as number, partitions: 0, createdAtMs: now, ...keyed };
+      ops.push({ type: 'put', key: ['topic', part.tenant, part.namespace, part.topic], value: partRecord, ifAbsent: true });
+    }
+    const record: TopicRecord = { name: name.full, id: partitions === 0 ? (ids[0] as number) : 0, partitions, createdAtMs: now, ...keyed };
+    ops.push({ type: 'put', key: ['topic', name.tenant, name.namespace, name.topic], value: record, ifAbsent: true });
+    await writeCreate(this.catalog, ops, `topic "${name.full}"`);
+    return record;
   }
 
   async removeTopicRecords(name: TopicName, record: TopicRecord): Promise<void> {
-    await this.store.metaWrite((txn) => {
-      txn.remove(['topic', name.tenant, name.namespace, name.topic]);
-      for (let i = 0; i < record.partitions; i++) {
-        const part = partitionName(name, i);
-        txn.remove(['topic', part.tenant, part.namespace, part.topic]);
-      }
-    });
+    // The parent first: once it is gone the topic is, whatever happens to the partitions'
+    // removal after it (ClusterCatalog writes one key at a time).
+    const ops: CatalogOp[] = [{ type: 'remove', key: ['topic', name.tenant, name.namespace, name.topic] }];
+    for (let i = 0; i < record.partitions; i++) {
+      const part = partitionName(name, i);
+      ops.push({ type: 'remove', key: ['topic', part.tenant, part.namespace, part.topic] });
+    }
+    await this.catalog.write(ops);
   }
 }
