@@ -1,6 +1,6 @@
 // `npm run bench`: runs the benchmarks, prints the figures and writes them, with a
 // description of the machine, to bench/results/. Options: --quick (shorter runs),
-// --only region-node|replication|consistency|failover|metrics|lag-history|tls.
+// --only region-node|replication|consistency|failover|metrics|lag-history|tls|cluster.
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
 import { formatRegionNodeBench, runRegionNodeBench } from './region-node-bench.ts';
@@ -44,6 +44,13 @@ if (!only || only === 'failover') {
   await write('failover', async () => {
     const result = await runFailoverBench({ quick });
     return { text: formatFailoverBench(result), result };
+  });
+}
+if (!only || only === 'cluster') {
+  const { formatClusterBench, runClusterBench } = await import('./cluster-bench.ts');
+  await write('cluster', async () => {
+    const result = await runClusterBench({ quick });
+    return { text: formatClusterBench(result), result };
   });
 }
 if (!only || only === 'metrics') {

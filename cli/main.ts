@@ -14,7 +14,9 @@ Usage: admq <command> [options]
 
 Commands:
   dev            run a local three-region deployment (shanghai, beijing, shenzhen) with TLCP links
-  start          run a region node (standalone, or one region of a topology)
+  start          run a region node (standalone, one region of a topology, or a broker of a
+                 regional cluster with --metadata-store)
+  storage-node   run a storage node of a regional cluster (ledger entries, quorum-replicated)
   replication    replication status: per topic and region pair, backlog, delay, watermarks
   failover       planned failover: move a tenant's home region with no loss (fence, drain, move)
   drill          rehearse a fault (region outage, link partition, clock skew, planned failover)
@@ -686,7 +688,7 @@ Ctrl-C stops every region.`);
   return 0;
 }
 
-async function cmdDelegated(module: string, fn: 'runCertsCommand' | 'runTlsCommand', argv: string[]): Promise<number> {
+async function cmdDelegated(module: string, fn: 'runCertsCommand' | 'runTlsCommand' | 'runStorageNode', argv: string[]): Promise<number> {
   const mod = (await import(module)) as Record<string, (argv: string[]) => Promise<number>>;
   const run = mod[fn];
   if (!run) throw new Error(`${module} does not export ${fn}`);
@@ -706,6 +708,7 @@ function help(text: string): number {
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   dev: cmdDev,
   start: cmdStart,
+  'storage-node': (argv) => cmdDelegated('../region-node/ledger-storage/storage-node-main.ts', 'runStorageNode', argv),
   replication: cmdReplication,
   failover: cmdFailover,
   drill: cmdDrill,

@@ -55,6 +55,8 @@ export class AdmqClient {
   #placementTimer: NodeJS.Timeout | undefined;
   /** Regional cluster: the broker that owns each topic, as the brokers said (host:port). */
   readonly #owners = new Map<string, string>();
+  /** Per topic, how many times no broker could name its owner: which broker of the service URL to ask next. */
+  readonly #bootstrapTurn = new Map<string, number>();
   /** Channels to owning brokers, by address. */
   readonly #ownerStubs = new Map<string, BrokerStub>();
   readonly #credentials: grpc.ChannelCredentials;
@@ -77,6 +79,7 @@ export class AdmqClient {
     this.#regions.onSwitch((_region, reason) => {
       // Owners were brokers of the old region.
       this.#owners.clear();
+      this.#bootstrapTurn.clear();
       // Out of a live region, producers let their in-flight sends be acked there first.
       for (const p of this.#producers) {
         for (const part of p instanceof PartitionedProducer ? p.partitions : [p]) {
@@ -155,8 +158,14 @@ export class AdmqClient {
       onTenantFenced: () => this.#onTenantFenced?.(),
       stubFor: (topic: string) => this.#ownerStub(topic),
       topicMoved: (topic: string, owner: string | undefined) => {
-        if (owner) this.#owners.set(topic, owner);
-        else this.#owners.delete(topic);
+        if (owner) {
+          this.#owners.set(topic, owner);
+          return;
+        }
+        // No owner named (the broker could not tell, or the owner we had is gone): ask the
+        // next broker of the service URL, not the same one again.
+        this.#owners.delete(topic);
+        this.#bootstrapTurn.set(topic, (this.#bootstrapTurn.get(topic) ?? 0) + 1);
       },
       ...(this.#tracer && { tracer: this.#tracer }),
     };
@@ -168,8 +177,13 @@ export class AdmqClient {
    * client then talks to that broker for the topic (one channel per broker).
    */
   #ownerStub(topic: string): BrokerStub {
-    const owner = this.#owners.get(topic);
-    if (!owner) return this.#regions.stub();
+    let owner = this.#owners.get(topic);
+    if (!owner) {
+      const turn = this.#bootstrapTurn.get(topic) ?? 0;
+      const brokers = this.#regions.serviceUrl.replace(/^ipv4:/, '').split(',');
+      if (turn === 0 || brokers.length < 2) return this.#regions.stub();
+      owner = brokers[turn % brokers.length] as string;
+    }
     let stub = this.#ownerStubs.get(owner);
     if (!stub) {
       stub = createStub(owner, this.#credentials, this.#messageBytesMax);

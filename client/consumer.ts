@@ -254,6 +254,9 @@ export class Consumer implements AdmqConsumer {
     if (error.code === ErrorCode.TopicMoved) {
       this.ctx.topicMoved?.(this.topic, /owner=(\S+)/.exec(error.message)?.[1]);
       this.#backoff.reset();
+    } else if (error.code === ErrorCode.Connection) {
+      // The owner we were sent to is gone: ask through the service URL again.
+      this.ctx.topicMoved?.(this.topic, undefined);
     }
     if (this.#state === 'closed') return;
     if (!error.retriable) {

@@ -250,6 +250,9 @@ export class Producer {
     if (error.code === ErrorCode.TopicMoved) {
       this.ctx.topicMoved?.(this.topic, /owner=(\S+)/.exec(error.message)?.[1]);
       this.#backoff.reset();
+    } else if (error.code === ErrorCode.Connection) {
+      // The owner we were sent to is gone: ask through the service URL again.
+      this.ctx.topicMoved?.(this.topic, undefined);
     }
     this.#wakeMoveWaiter();
     if (this.#state === 'closed') return;

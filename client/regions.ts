@@ -72,6 +72,11 @@ export class RegionSelector {
     return (this.#regions[this.#current] as RegionState).endpoint.name;
   }
 
+  /** The current region's service URL (a regional cluster's may list several brokers). */
+  get serviceUrl(): string {
+    return (this.#regions[this.#current] as RegionState).endpoint.serviceUrl;
+  }
+
   stub(): BrokerStub {
     return (this.#regions[this.#current] as RegionState).stub;
   }

@@ -83,6 +83,14 @@ export interface AdminReplicationHooks {
   lagHistory(query: { namespace: string; fromMs: number; toMs: number; after?: string }): unknown;
 }
 
+/** What the admin API asks of a broker of a regional cluster. */
+export interface AdminClusterHooks {
+  /** Brokers, bundle assignments and this broker's owned bundles and served topics. */
+  status(): unknown;
+  /** Which broker serves a topic (assigning it first if nobody does). */
+  lookup(topic: string): Promise<unknown>;
+}
+
 function msParameter(query: URLSearchParams, name: string): number {
   const text = query.get(name);
   const value = Number(text);
@@ -90,11 +98,17 @@ function msParameter(query: URLSearchParams, name: string): number {
   return value;
 }
 
+function requireCluster(cluster: (() => AdminClusterHooks | undefined) | undefined): AdminClusterHooks {
+  const hooks = cluster?.();
+  if (!hooks) throw new AdmqError(ErrorCode.BadRequest, 'this node is not a broker of a regional cluster (start it with --metadata-store)');
+  return hooks;
+}
+
 /** Longest wait for a new topic to reach the other regions (`?waitMs=`); default 5 s. */
 const PROPAGATION_WAIT_MAX_MS = 60_000;
 const PROPAGATION_WAIT_DEFAULT_MS = 5_000;
 
-export function buildAdminRoutes(broker: Broker, info: () => Record<string, unknown>, replication?: AdminReplicationHooks): Route[] {
+export function buildAdminRoutes(broker: Broker, info: () => Record<string, unknown>, replication?: AdminReplicationHooks, cluster?: () => AdminClusterHooks | undefined): Route[] {
   const seg = '([^/]+)';
   const topicName = (p: string[]): string => parseTopicName(`${p[0]}/${p[1]}/${p[2]}`).full;
   const r = (method: string, path: string, handler: Handler): Route => ({
@@ -110,6 +124,8 @@ export function buildAdminRoutes(broker: Broker, info: () => Record<string, unkn
   return [
     r('GET', '/health', () => ({ status: 'ok', region: broker.region })),
     r('GET', '/node', () => info()),
+    r('GET', '/cluster', () => requireCluster(cluster).status()),
+    r('GET', '/cluster/lookup/:x/:x/:x', (p) => requireCluster(cluster).lookup(topicName(p))),
     r('GET', '/replication/status', () => {
       if (!replication) throw new AdmqError(ErrorCode.BadRequest, 'this node runs without a topology: no replication');
       return replication.status();
@@ -280,6 +296,8 @@ export function startAdminServer(options: {
   replication?: () => AdminReplicationHooks | undefined;
   /** Serves GET /metrics (Prometheus text format). */
   metrics?: { handle(req: IncomingMessage, res: ServerResponse): void };
+  /** Only for a broker of a regional cluster; looked up per call, as it joins after the admin API listens. */
+  cluster?: () => AdminClusterHooks | undefined;
   log: (line: string) => void;
 }): Promise<Server> {
   const current = options.replication;
@@ -299,7 +317,7 @@ export function startAdminServer(options: {
     propagateTopic: (topic, timeoutMs) => current()?.propagateTopic(topic, timeoutMs) ?? Promise.resolve([]),
     lagHistory: (query) => current()?.lagHistory(query),
   };
-  const routes = buildAdminRoutes(options.broker, options.info, hooks);
+  const routes = buildAdminRoutes(options.broker, options.info, hooks, options.cluster);
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname.replace(/\/+$/, '') || '/';

@@ -19,6 +19,7 @@ import { PlacementStore } from './placement-store.ts';
 import { ResidencyWriteRefusals, startLagHistory, type LagHistoryRuntime } from './lag-history-setup.ts';
 import { NodeMetrics } from '../observability/metrics.ts';
 import { createNodeTracer } from '../observability/tracing.ts';
+import { openClusterMetadata, startCluster } from './cluster-broker/cluster-setup.ts';
 
 export interface RegionNodeDeps {
   /** Physical time source for the HLC and timestamps; tests inject a skewed one. */
@@ -61,10 +62,14 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
   }
   const readPhysicalMs = deps.readPhysicalMs ?? Date.now;
   const log = deps.log ?? ((line: string) => console.log(line));
+  // A broker of a regional cluster shares its catalog through etcd, and its local LMDB is
+  // only a cache of the topics' ledgers: what is acknowledged is on a quorum of storage
+  // nodes, each of which fsyncs, so the cache needs no fsync of its own.
+  const clusterMetadata = config.metadataStore ? await openClusterMetadata(config.metadataStore) : undefined;
   const store = LogStore.open({
     dataDir: config.dataDir,
     region: config.region,
-    durability: config.durability,
+    durability: clusterMetadata ? 'none' : config.durability,
     readPhysicalMs,
     maxClockOffsetMs: config.maxClockOffsetMs,
   });
@@ -74,7 +79,17 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
     dispatchBatchMax: config.dispatchBatchMax,
     negativeAckRedeliveryDelayMs: config.negativeAckRedeliveryDelayMs,
     nowMs: readPhysicalMs,
+    ...(clusterMetadata && { catalog: clusterMetadata.catalog }),
   });
+  const cluster = clusterMetadata
+    ? await startCluster({
+        settings: { ...config, brokerId: config.brokerId || `broker-${config.grpcPort}` },
+        metadata: clusterMetadata.metadata,
+        catalog: clusterMetadata.catalog,
+        broker,
+        log,
+      })
+    : undefined;
   let placement: PlacementStore | undefined;
   const refusals = new ResidencyWriteRefusals();
   if (topology && config.topology) {
@@ -88,8 +103,12 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
   }
   if (config.bootstrapNamespace) {
     const [tenant, namespace] = config.bootstrapNamespace.split('/') as [string, string];
-    if (!broker.metadata.getTenant(tenant)) await broker.metadata.createTenant(tenant);
-    if (!broker.metadata.getNamespace(tenant, namespace)) await broker.metadata.createNamespace(tenant, namespace);
+    // In a cluster another broker may be creating the same records at the same moment.
+    const unlessExists = (error: AdmqError): void => {
+      if (error.code !== ErrorCode.AlreadyExists) throw error;
+    };
+    if (!broker.metadata.getTenant(tenant)) await broker.metadata.createTenant(tenant).catch(unlessExists);
+    if (!broker.metadata.getNamespace(tenant, namespace)) await broker.metadata.createNamespace(tenant, namespace).catch(unlessExists);
   }
 
   let replication: ReplicationRuntime | undefined;
@@ -131,6 +150,15 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
       port: config.adminPort,
       log,
       ...(metrics && { metrics }),
+      ...(cluster && {
+        cluster: () => ({
+          status: () => cluster.status(),
+          lookup: async (topic: string) => {
+            if (!cluster.coordinator) throw new AdmqError(ErrorCode.ShuttingDown, 'the broker has not joined its cluster yet; retry');
+            return cluster.coordinator.lookup(topic);
+          },
+        }),
+      }),
       info: () => ({ region: config.region, dataDir: config.dataDir, durability: config.durability, grpcAddress, adminUrl, replicationAddress: replication?.address, pid: process.pid }),
       ...(topology && {
         replication: () =>
@@ -157,9 +185,24 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
     });
   } catch (error) {
     grpcServer.forceShutdown();
+    await cluster?.close();
     broker.close();
     await store.close();
     throw error;
+  }
+  if (cluster) {
+    const address = httpServer.address();
+    const port = typeof address === 'object' && address ? address.port : config.adminPort;
+    try {
+      await cluster.join({ grpcAddress: config.advertisedAddress || `${config.grpcHost}:${grpcPort}`, adminUrl: `http://${config.adminHost}:${port}` });
+    } catch (error) {
+      grpcServer.forceShutdown();
+      httpServer.close();
+      await cluster.close();
+      broker.close();
+      await store.close();
+      throw new AdmqError(ErrorCode.Config, `cannot join the cluster: ${(error as Error).message}`, { cause: error });
+    }
   }
   if (topology) {
     try {
@@ -188,6 +231,8 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
     closing ??= (async () => {
       await lagHistory?.close();
       await replication?.close();
+      // Hands this broker's topics over (ledgers closed, cursors written) while clients can still be told.
+      await cluster?.close();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           grpcServer.forceShutdown();

@@ -6,6 +6,7 @@ import { AdmqError } from '../errors.ts';
 import { parseTopicName, partitionName, type TopicName } from '../names.ts';
 import type { LogStore } from '../storage/log-store.ts';
 import { KeyedTable, type TableRow } from './keyed-table.ts';
+import type { Catalog } from './catalog.ts';
 import { MetadataManager, type TopicRecord } from './metadata.ts';
 import type { SubscriptionDeps } from './subscription.ts';
 import { Topic, type TopicStats } from './topic.ts';
@@ -19,6 +20,8 @@ export interface BrokerOptions {
   dispatchBatchMax: number;
   negativeAckRedeliveryDelayMs: number;
   nowMs: () => number;
+  /** Where tenants, namespaces and topics are kept (default: the node's own LMDB). */
+  catalog?: Catalog;
 }
 
 /**
@@ -47,7 +50,7 @@ export class Broker {
     readonly store: LogStore,
     readonly options: BrokerOptions,
   ) {
-    this.metadata = new MetadataManager(store, options.nowMs);
+    this.metadata = new MetadataManager(store, options.nowMs, options.catalog);
     this.#deps = {
       store,
       nowMs: options.nowMs,

@@ -199,6 +199,15 @@ export class BrokerCoordinator {
     return [...this.#bundles].filter(([, s]) => s.serving).map(([b]) => b).sort();
   }
 
+  /**
+   * Whether this broker's session with the metadata store is alive now. A broker cut off
+   * from the store cannot know who owns anything, so it answers lookups at once that the
+   * client should ask another broker.
+   */
+  get connected(): boolean {
+    return this.#session?.isValid() ?? false;
+  }
+
   isLoadManagerLeader(): boolean {
     return this.#loadManager?.isLeader() ?? false;
   }

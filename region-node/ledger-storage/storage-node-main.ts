@@ -1,19 +1,36 @@
-// A storage node as its own process:
-//   tsx region-node/ledger-storage/storage-node-main.ts --data-dir D --port P --node-id ID
-//       [--host H] [--etcd host:port[,host:port]] [--lease-ttl-ms N] [--no-sync]
+// A storage node as its own process (`admq storage-node`, or this file run directly):
+//   admq storage-node --data-dir D --port P --node-id ID
+//       [--host H] [--metadata-store etcd://host:port[,host:port]] [--lease-ttl-ms N] [--no-sync]
+// (--etcd host:port[,host:port] is the same as --metadata-store without the scheme.)
 // Prints `storage-node <id> listening on <address>` once it serves (and, with --etcd, is
 // registered); SIGTERM or SIGINT closes it cleanly (it leaves the registry at once) and
 // exits 0. Bad arguments exit 2 with a message naming the flag.
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { EtcdMetadataStore } from '../metadata-store/etcd-store.ts';
 import type { MetadataStore } from '../metadata-store/store.ts';
 import { StorageNodeServer } from './storage-node-server.ts';
 
-const USAGE = 'usage: storage-node-main.ts --data-dir D --port P --node-id ID [--host H] [--etcd host:port[,host:port]] [--lease-ttl-ms N] [--no-sync]';
+export const STORAGE_NODE_HELP = `Usage: admq storage-node --data-dir DIR --port PORT --node-id ID [options]
+
+Runs a storage node of a regional cluster (DESIGN §4): it keeps ledger entries in LMDB,
+fsyncs every add before answering, and registers itself in the region's etcd on a lease,
+so brokers find it (and stop using it soon after it dies). SIGINT or SIGTERM shuts it
+down cleanly: it leaves the registry at once.
+
+Options:
+  --data-dir DIR           LMDB directory of the node's ledgers (created if missing)
+  --port PORT              gRPC port, 0 = any free
+  --node-id ID             the node's id in the region (unique; a restarted node keeps its id)
+  --host HOST              listen host (default 127.0.0.1)
+  --metadata-store URL     etcd://host:port[,host:port…] to register in (without it, unregistered)
+  --lease-ttl-ms N         registry lease TTL: a dead node leaves the registry after about this (default 3000)
+  --no-sync                skip fsync — tests and benchmarks only: an acked add may be lost in a crash`;
+
+class UsageFailure extends Error {}
 
 function usage(message: string): never {
-  console.error(`storage-node: ${message}\n${USAGE}`);
-  process.exit(2);
+  throw new UsageFailure(message);
 }
 
 function integerFlag(name: string, value: string | undefined): number | undefined {
@@ -22,16 +39,33 @@ function integerFlag(name: string, value: string | undefined): number | undefine
   return Number(value);
 }
 
-async function main(): Promise<void> {
+/** Runs until SIGINT or SIGTERM; resolves with the exit code (2: bad arguments, 1: failed to start). */
+export async function runStorageNode(argv: string[]): Promise<number> {
+  try {
+    return await serve(argv);
+  } catch (error) {
+    if (!(error instanceof UsageFailure)) throw error;
+    console.error(`storage-node: ${error.message}\n\n${STORAGE_NODE_HELP}`);
+    return 2;
+  }
+}
+
+async function serve(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(STORAGE_NODE_HELP);
+    return 0;
+  }
   let values;
   try {
     ({ values } = parseArgs({
+      args: argv,
       options: {
         'data-dir': { type: 'string' },
         port: { type: 'string' },
         'node-id': { type: 'string' },
         host: { type: 'string' },
         etcd: { type: 'string' },
+        'metadata-store': { type: 'string' },
         'lease-ttl-ms': { type: 'string' },
         'no-sync': { type: 'boolean', default: false },
       },
@@ -44,7 +78,9 @@ async function main(): Promise<void> {
   const nodeId = values['node-id'] ?? usage('--node-id is required');
   const port = integerFlag('port', values.port) ?? usage('--port is required (0: any free port)');
   const leaseTtlMs = integerFlag('lease-ttl-ms', values['lease-ttl-ms']);
-  const endpoints = values.etcd?.split(',').filter((e) => e !== '');
+  const storeUrl = values['metadata-store'];
+  if (storeUrl !== undefined && !storeUrl.startsWith('etcd://')) usage(`--metadata-store must be etcd://host:port[,host:port…]; got ${JSON.stringify(storeUrl)}`);
+  const endpoints = (values.etcd ?? storeUrl?.slice('etcd://'.length))?.split(',').filter((e) => e !== '');
   if (endpoints !== undefined && endpoints.length === 0) usage('--etcd needs at least one host:port');
   const metadata: MetadataStore | undefined = endpoints && new EtcdMetadataStore(endpoints);
 
@@ -63,26 +99,28 @@ async function main(): Promise<void> {
     const code = (error as { code?: string }).code;
     console.error(`storage-node ${nodeId}: failed to start${code ? ` (${code})` : ''}: ${(error as Error).message}`);
     await metadata?.close();
-    process.exit(1);
+    return 1;
   }
   process.stdout.write(`storage-node ${nodeId} listening on ${server.address}\n`);
 
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`[storage-node ${nodeId}] ${signal}: shutting down`);
-    void (async () => {
-      await server.close();
-      await metadata?.close();
-      process.exit(0);
-    })().catch((error: unknown) => {
-      console.error(`storage-node ${nodeId}: shutdown failed: ${(error as Error).message}`);
-      process.exit(1);
-    });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      console.log(`[storage-node ${nodeId}] ${signal}: shutting down`);
+      void (async () => {
+        await server.close();
+        await metadata?.close();
+        resolve(0);
+      })().catch((error: unknown) => {
+        console.error(`storage-node ${nodeId}: shutdown failed: ${(error as Error).message}`);
+        resolve(1);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
 }
 
-await main();
+if (process.argv[1] === fileURLToPath(import.meta.url)) process.exit(await runStorageNode(process.argv.slice(2)));
