@@ -26,7 +26,7 @@ export interface ClusterBenchResult {
 }
 
 const PARTITIONS = 6;
-const PRODUCERS = 12;
+const PRODUCERS = 8;
 const WINDOW = 2_000;
 
 const progress = (label: string) => (p: { elapsedMs: number; ratePerSecond: number }) =>
@@ -35,7 +35,7 @@ const progress = (label: string) => (p: { elapsedMs: number; ratePerSecond: numb
 async function publish(serviceUrl: string, admin: AdminClient, label: string, durationMs: number): Promise<ProduceLoadResult> {
   const topic = 'public/default/bench-cluster';
   await admin.createTopic(topic, PARTITIONS);
-  return runProduceLoad({ serviceUrl, topic, producers: PRODUCERS, payloadBytes: 1024, ratePerSecond: 0, durationMs, messagesMax: 50_000_000, inflightMax: WINDOW / PRODUCERS, warmupMs: 1_000, onProgress: progress(label) });
+  return runProduceLoad({ serviceUrl, topic, producers: PRODUCERS, payloadBytes: 1024, ratePerSecond: 0, durationMs, messagesMax: 50_000_000, inflightMax: Math.floor(WINDOW / PRODUCERS), warmupMs: 1_000, onProgress: progress(label) });
 }
 
 /** Sends at `rate` msg/s; kills the topic's owner; returns the time until the first ack after the kill. */

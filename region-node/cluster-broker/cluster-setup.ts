@@ -112,18 +112,25 @@ export async function startCluster(o: {
       },
     });
     // Load reports: what the load manager balances on (topics, message rates, CPU).
-    let last = { atMs: Date.now(), in: 0, out: 0, cpu: process.cpuUsage() };
+    let last = { atMs: Date.now(), in: 0, out: 0, cpu: process.cpuUsage(), bundles: new Map<string, number>() };
     loadTimer = setInterval(() => {
       const now = Date.now();
       const seconds = Math.max(0.001, (now - last.atMs) / 1000);
       let msgIn = 0;
       let msgOut = 0;
+      // Per bundle too, so that the load manager moves a bundle whose rate helps, rather
+      // than one that just swaps the overload to another broker.
+      const bundles = new Map<string, number>();
       for (const topic of broker.loadedTopics()) {
         const c = topic.counters();
         const out = Object.values(c.subscriptions).reduce((sum, sub) => sum + sub.msgOutCounter, 0);
         msgIn += c.msgInCounter;
         msgOut += out;
+        const bundle = ownership.bundleOf(topic.name);
+        bundles.set(bundle, (bundles.get(bundle) ?? 0) + c.msgInCounter + out);
       }
+      const bundleMsgRates: Record<string, number> = {};
+      for (const [bundle, count] of bundles) bundleMsgRates[bundle] = Math.max(0, (count - (last.bundles.get(bundle) ?? count)) / seconds);
       const cpu = process.cpuUsage(last.cpu);
       coordinator?.reportLoad({
         topics: gate.servedTopics().length,
@@ -131,8 +138,9 @@ export async function startCluster(o: {
         msgRateOut: Math.max(0, (msgOut - last.out) / seconds),
         cpu: (cpu.user + cpu.system) / 1e6 / seconds,
         memoryBytes: process.memoryUsage.rss(),
+        bundleMsgRates,
       });
-      last = { atMs: now, in: msgIn, out: msgOut, cpu: process.cpuUsage() };
+      last = { atMs: now, in: msgIn, out: msgOut, cpu: process.cpuUsage(), bundles };
     }, LOAD_REPORT_INTERVAL_MS);
     loadTimer.unref();
     log(`[cluster] broker ${settings.brokerId} joined (${addresses.grpcAddress}); storage nodes: ${directory.available().map((n) => n.nodeId).join(', ') || 'none yet'}`);

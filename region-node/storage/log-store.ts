@@ -503,7 +503,11 @@ export class LogStore {
       for (const chunk of s.chunks) this.#cacheChunk(s.log, chunk.base, chunk.entries);
       s.log.bytesAppended += s.bytes;
       s.log.entriesAppended += s.entries;
-      if (s.sinkChunks.length > 0) s.replicated = this.#replicate(s.log, s.sinkChunks);
+      if (s.sinkChunks.length > 0) {
+        s.replicated = this.#replicate(s.log, s.sinkChunks);
+        // Handled in the flush chain below, which may reach it only after earlier flushes.
+        s.replicated.catch(() => {});
+      }
     }
     // lmdb's `flushed` is a thenable that reads the newest pending flush when it is
     // awaited; take its promise now, so that this commit waits for its own flush and not
