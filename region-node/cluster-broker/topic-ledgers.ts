@@ -41,11 +41,33 @@ interface TopicLedgerList {
 
 /** How many entries one read asks for while a log is rebuilt. */
 const RESTORE_READ_ENTRIES = 64;
+
+/**
+ * When the owner closes its ledger and starts another (Pulsar's rollover). Closed ledgers
+ * are what re-replication heals after a storage node is lost, and what a takeover reads
+ * without recovery, so a long-owned topic must not keep one ledger forever.
+ */
+export interface RolloverSettings {
+  /** Entries (chunks) per ledger. Default 50,000. */
+  entriesMax: number;
+  /** Bytes per ledger. Default 256 MiB. */
+  bytesMax: number;
+  /** Age of a ledger, ms. Default 4 hours. */
+  ageMaxMs: number;
+}
+
+export const ROLLOVER_DEFAULT: RolloverSettings = { entriesMax: 50_000, bytesMax: 256 * 1024 * 1024, ageMaxMs: 4 * 60 * 60 * 1000 };
 /** Cursor changes are written to the metadata store at most this often per topic. */
 export const CURSOR_SAVE_INTERVAL_MS = 200;
 
 export class TopicLedgers {
   #writer: LedgerHandle | undefined;
+  /** Entries, bytes and start time of the current ledger. */
+  #written = { entries: 0, bytes: 0, sinceMs: Date.now() };
+  /** A rollover in progress: later chunks wait for the new ledger. */
+  #rolling: Promise<void> | undefined;
+  /** The version of the ledger list as last written by us (rollovers compare-and-set on it). */
+  #listVersion = 0;
   #ledgers: number[] = [];
   #cursors = new Map<string, unknown>();
   #cursorTimer: NodeJS.Timeout | undefined;
@@ -57,6 +79,7 @@ export class TopicLedgers {
     private readonly metadata: MetadataStore,
     private readonly ledgers: LedgerAccess,
     private readonly brokerId: string,
+    private readonly rollover: RolloverSettings,
   ) {}
 
   /**
@@ -64,8 +87,8 @@ export class TopicLedgers {
    * ours to the list (compare-and-set: a concurrent taker loses with ADMQ_ERR_TOPIC_MOVED).
    * The caller must hold the topic's ownership lease.
    */
-  static async acquire(topic: string, metadata: MetadataStore, ledgers: LedgerAccess, brokerId: string): Promise<TopicLedgers> {
-    const self = new TopicLedgers(topic, metadata, ledgers, brokerId);
+  static async acquire(topic: string, metadata: MetadataStore, ledgers: LedgerAccess, brokerId: string, rollover: RolloverSettings = ROLLOVER_DEFAULT): Promise<TopicLedgers> {
+    const self = new TopicLedgers(topic, metadata, ledgers, brokerId, rollover);
     await self.#acquire();
     return self;
   }
@@ -94,6 +117,8 @@ export class TopicLedgers {
     for (const ledgerId of empty) await this.ledgers.delete(ledgerId).catch(() => {});
     this.#writer = writer;
     this.#ledgers = next.ledgers;
+    this.#listVersion = put.version;
+    this.#written = { entries: 0, bytes: 0, sinceMs: Date.now() };
     const cursors = await this.metadata.get(MetadataKeys.topicCursors(this.topic));
     if (cursors) this.#cursors = new Map(Object.entries(JSON.parse(cursors.value.toString()) as Record<string, unknown>));
   }
@@ -114,10 +139,53 @@ export class TopicLedgers {
     return [...this.#cursors].map(([subscription, value]) => ({ subscription, value }));
   }
 
-  /** Appends one chunk to our ledger; resolves once it is on an ack quorum. */
-  async persist(chunk: Buffer): Promise<void> {
-    if (!this.#writer || this.#closed) throw new AdmqError(ErrorCode.TopicMoved, `topic ${this.topic} is no longer owned here`);
-    await this.#writer.add(chunk);
+  /**
+   * Appends one chunk to our ledger; resolves once it is on an ack quorum. Chunks are
+   * handed over in log order and stay in that order across a rollover: the new ledger
+   * takes chunks only once the old one is closed, so no later chunk can be stored while an
+   * earlier one might still fail.
+   */
+  persist(chunk: Buffer): Promise<void> {
+    if (this.#rolling) return this.#rolling.then(() => this.persist(chunk));
+    const writer = this.#writer;
+    if (!writer || this.#closed) return Promise.reject(new AdmqError(ErrorCode.TopicMoved, `topic ${this.topic} is no longer owned here`));
+    const added = writer.add(chunk).then(() => undefined);
+    this.#written.entries++;
+    this.#written.bytes += chunk.length;
+    const w = this.#written;
+    if (w.entries >= this.rollover.entriesMax || w.bytes >= this.rollover.bytesMax || Date.now() - w.sinceMs >= this.rollover.ageMaxMs) {
+      this.#rolling = this.#roll(writer).finally(() => {
+        this.#rolling = undefined;
+      });
+      // A failed rollover fails the chunks waiting for it (they reject through persist).
+      this.#rolling.catch(() => {});
+    }
+    return added;
+  }
+
+  /** Closes `old` once its adds are acknowledged, then adds a new ledger to the list (compare-and-set). */
+  async #roll(old: LedgerHandle): Promise<void> {
+    await old.close();
+    if (this.#closed) throw new AdmqError(ErrorCode.TopicMoved, `topic ${this.topic} is no longer owned here`);
+    const writer = await this.ledgers.create({ topic: this.topic, broker: this.brokerId });
+    const next: TopicLedgerList = { ledgers: [...this.#ledgers, writer.ledgerId], owner: this.brokerId };
+    const put = await this.metadata.put(MetadataKeys.topicLedgers(this.topic), Buffer.from(JSON.stringify(next)), { expectedVersion: this.#listVersion });
+    if (!put.ok) {
+      // Another broker took the topic over meanwhile: our ledger was recovered by it.
+      await writer.close().catch(() => {});
+      await this.ledgers.delete(writer.ledgerId).catch(() => {});
+      this.#writer = undefined;
+      throw new AdmqError(ErrorCode.TopicMoved, `topic ${this.topic} was taken over by another broker`);
+    }
+    this.#writer = writer;
+    this.#ledgers = next.ledgers;
+    this.#listVersion = put.version;
+    this.#written = { entries: 0, bytes: 0, sinceMs: Date.now() };
+  }
+
+  /** The ledgers of the topic, oldest first (the last one is ours). */
+  ledgerIds(): readonly number[] {
+    return this.#ledgers;
   }
 
   /** Keeps a cursor (undefined: the subscription was deleted); written within CURSOR_SAVE_INTERVAL_MS. */
