@@ -18,6 +18,7 @@ Commands:
                  regional cluster with --metadata-store)
   storage-node   run a storage node of a regional cluster (ledger entries, quorum-replicated)
   replication    replication status: per topic and region pair, backlog, delay, watermarks
+  cluster        a regional cluster's brokers, bundles, storage nodes; which broker serves a topic
   failover       planned failover: move a tenant's home region with no loss (fence, drain, move)
   drill          rehearse a fault (region outage, link partition, clock skew, planned failover)
                  with canary clients; reports RPO, RTO, duplicates, order, catch-up, residency
@@ -596,6 +597,60 @@ async function cmdFailover(argv: string[]): Promise<number> {
   return 0;
 }
 
+const CLUSTER_HELP = `Usage: admq cluster status [--json]
+       admq cluster lookup TOPIC [--json]
+
+A regional cluster (brokers started with --metadata-store, see README.md):
+  status         the brokers with their load, the bundle assignments, which is the load
+                 manager, this broker's owned bundles and served topics, and the storage
+                 nodes registered
+  lookup TOPIC   which broker serves TOPIC (assigning it first if nobody does)
+
+Options:
+  --json       print the raw answer
+
+${GLOBAL_HELP}`;
+
+interface ClusterStatusView {
+  brokerId: string;
+  loadManagerLeader: boolean;
+  brokers: Array<{ brokerId: string; grpcAddress: string; load: { topics: number; bundles: number; msgRateIn: number; msgRateOut: number; cpu: number } }>;
+  assignments: Record<string, string>;
+  ownedBundles: string[];
+  servedTopics: string[];
+  storageNodes: Array<{ nodeId: string; address: string }>;
+}
+
+async function cmdCluster(argv: string[]): Promise<number> {
+  const parsed = parse(argv, { ...CONNECTION_OPTIONS, json: { type: 'boolean' } }, CLUSTER_HELP);
+  if (parsed === 'help') return help(CLUSTER_HELP);
+  const [verb, topic] = parsed.positionals;
+  const admin = new AdminClient(adminUrl(parsed.values));
+  if (verb === 'lookup') {
+    if (!topic) throw new UsageError(`missing TOPIC\n\n${CLUSTER_HELP}`);
+    const owner = await admin.call<{ brokerId: string; grpcAddress: string; bundle: string }>('GET', `/cluster/lookup/${topic.replace(/^persistent:\/\//, '')}`);
+    if (parsed.values.json === true) printJson(owner);
+    else console.log(`${topic}: broker ${owner.brokerId} at ${owner.grpcAddress} (bundle ${owner.bundle})`);
+    return 0;
+  }
+  if (verb !== 'status') throw new UsageError(CLUSTER_HELP);
+  const status = await admin.call<ClusterStatusView>('GET', '/cluster');
+  if (parsed.values.json === true) {
+    printJson(status);
+    return 0;
+  }
+  const perBroker = new Map<string, number>();
+  for (const broker of Object.values(status.assignments)) perBroker.set(broker, (perBroker.get(broker) ?? 0) + 1);
+  console.log(`broker ${status.brokerId}${status.loadManagerLeader ? ' (load manager)' : ''}`);
+  console.log(['broker', 'address', 'bundles', 'topics', 'msg/s in', 'msg/s out', 'cpu'].join('\t'));
+  for (const b of status.brokers) {
+    console.log([b.brokerId, b.grpcAddress, perBroker.get(b.brokerId) ?? 0, b.load.topics, b.load.msgRateIn.toFixed(0), b.load.msgRateOut.toFixed(0), b.load.cpu.toFixed(2)].join('\t'));
+  }
+  console.log(`storage nodes: ${status.storageNodes.map((n) => `${n.nodeId} (${n.address})`).join(', ') || 'none'}`);
+  console.log(`served here: ${status.servedTopics.join(', ') || 'none'}`);
+  return 0;
+}
+
 const REPLICATION_HELP = `Usage: admq replication status [--json]
 
 Shows, for every replicated topic and region pair of the node, the link state, backlog,
@@ -710,6 +765,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   start: cmdStart,
   'storage-node': (argv) => cmdDelegated('../region-node/ledger-storage/storage-node-main.ts', 'runStorageNode', argv),
   replication: cmdReplication,
+  cluster: cmdCluster,
   failover: cmdFailover,
   drill: cmdDrill,
   report: cmdReport,

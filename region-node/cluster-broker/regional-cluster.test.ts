@@ -3,11 +3,13 @@
 // blackholed TCP proxy between a broker and etcd. Every scenario records each send (acked
 // or not) and reads the whole log back at the end; the multi-region checker then proves
 // that no acknowledged message was lost or stored twice and that offsets stay dense.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
 import { AdminClient, AdmqClient, type Producer } from '../../client/index.ts';
 import { History, checkHistory, formatViolations } from '../../multi-region-tests/history.ts';
 import { RegionCluster } from '../../test-support/region-cluster.ts';
-import { waitFor } from '../../test-support/processes.ts';
+import { ADMQ_CLI, waitFor } from '../../test-support/processes.ts';
 import { MetadataKeys, type LedgerMetadata } from '../ledger-storage/ledger-types.ts';
 import { decodeLedgerMetadata } from '../ledger-storage/ledger-metadata.ts';
 import { StorageNodeClient } from '../ledger-storage/storage-node-client.ts';
@@ -114,6 +116,12 @@ test.serial('any broker answers a client: lookup leads it to the owner, whose le
   assertHistory(t, history);
   const [ledger] = await ledgersOf(cluster, topic);
   t.truthy(ledger, 'the topic has a ledger');
+  // The operator's view: admq cluster lookup / status through the other broker.
+  const cli = (...args: string[]) => promisify(execFile)(process.execPath, [ADMQ_CLI, 'cluster', ...args, '--admin-url', cluster.adminUrl(other)]);
+  t.regex((await cli('lookup', topic)).stdout, new RegExp(`broker ${o.brokerId} at ${o.grpcAddress}`));
+  const status = (await cli('status')).stdout;
+  t.regex(status, /storage nodes: s1 .*s2 .*s3 /);
+  t.regex(status, new RegExp(`^${o.brokerId}\t${o.grpcAddress}\t1\t`, 'm'), 'the owner holds one bundle');
   t.is(new Set(ledger?.ensembles.at(-1)?.nodes).size, 3, 'E = 3 distinct storage nodes');
   t.is(ledger?.ackQuorum, 2);
 });
