@@ -14,6 +14,8 @@ import { ProxyProcess } from './proxy-process.ts';
 export interface StorageNodeMember {
   id: string;
   port: number;
+  /** Between the brokers and this node, when the cluster was started with storageProxies. */
+  proxy: ProxyProcess | undefined;
   dataDir: string;
   child: ChildProcess | undefined;
   exited: Promise<unknown>;
@@ -41,6 +43,8 @@ export interface RegionClusterOptions {
   storageLeaseMs?: number;
   /** fsync on storage nodes (default true). */
   sync?: boolean;
+  /** Brokers reach each storage node through its own proxy (which it advertises), so a test can cut one off. */
+  storageProxies?: boolean;
   log?: (line: string) => void;
 }
 
@@ -90,7 +94,8 @@ export class RegionCluster {
 
   async addStorageNode(id: string): Promise<StorageNodeMember> {
     const [port] = (await freePorts(1)) as [number];
-    const member: StorageNodeMember = { id, port, dataDir: join(this.#root, id), child: undefined, exited: Promise.resolve(), output: '' };
+    const proxy = this.options.storageProxies ? await ProxyProcess.start('127.0.0.1', port, `brokers->${id}`) : undefined;
+    const member: StorageNodeMember = { id, port, proxy, dataDir: join(this.#root, id), child: undefined, exited: Promise.resolve(), output: '' };
     this.storageNodes.set(id, member);
     await this.startStorageNode(id);
     return member;
@@ -101,6 +106,7 @@ export class RegionCluster {
     if (!member) throw new Error(`no storage node ${id}`);
     const args = [ADMQ_CLI, 'storage-node', '--data-dir', member.dataDir, '--port', String(member.port), '--node-id', id, '--metadata-store', this.metadataUrl, '--lease-ttl-ms', String(this.options.storageLeaseMs ?? 2000)];
     if (this.options.sync === false) args.push('--no-sync');
+    if (member.proxy) args.push('--advertised-address', member.proxy.address);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     member.child = child;
     member.output = '';
@@ -174,6 +180,7 @@ export class RegionCluster {
         s.child.kill('SIGKILL');
         await s.exited;
       }
+      await s.proxy?.stop();
     }
     await this.etcd.stop();
     rmSync(this.#root, { recursive: true, force: true });

@@ -179,6 +179,36 @@ test.serial('SIGKILL of a storage node while producing: writes go on, nothing ac
   t.true(copies > 0);
 });
 
+test.serial('a storage node cut off silently while producing: writes go on, the ensemble changes, nothing acked is lost', async (t) => {
+  const cluster = await RegionCluster.start({ storageNodes: 4, brokers: 1, storageProxies: true });
+  t.teardown(() => cluster.stop());
+  const topic = 'public/default/storage-partition';
+  await new AdminClient(cluster.adminUrl('b1')).createTopic(topic);
+  const client = new AdmqClient({ serviceUrl: cluster.serviceUrl() });
+  t.teardown(() => client.close());
+  const producer = (await client.createProducer({ topic, producerName: 'p', sendTimeoutMs: 60_000 })) as Producer;
+  const history = new History();
+  let victim = '';
+  const acked = await produce(producer, history, topic, {
+    count: 1500,
+    onSent: async (i) => {
+      if (i === 500) {
+        const [ledger] = await ledgersOf(cluster, topic);
+        victim = ledger?.ensembles.at(-1)?.nodes[0] ?? '';
+        // Nothing is closed or reset: the node's traffic just stops, both ways.
+        await cluster.storageNodes.get(victim)?.proxy?.blackhole();
+      }
+      if (i > 500 && i % 10 === 0) await new Promise((r) => setTimeout(r, 5));
+    },
+  });
+  t.not(victim, '');
+  t.is(acked, 1500, `every send was acknowledged: ${failures.slice(0, 3).join('; ')}`);
+  // Its unanswered adds fail (missed keepalive pings, or their deadline), and the writer replaces it.
+  await waitFor(async () => !(await ledgersOf(cluster, topic))[0]?.ensembles.at(-1)?.nodes.includes(victim), 20_000, `${victim} to leave the ensemble`);
+  t.is(await recordLog(client, history, topic, 1500), 1500);
+  assertHistory(t, history);
+});
+
 test.serial('SIGKILL of the owning broker: another broker takes the topic over; nothing acked is lost or stored twice', async (t) => {
   const cluster = await RegionCluster.start({ storageNodes: 3, brokers: 3, ownershipLeaseMs: 3000 });
   t.teardown(() => cluster.stop());

@@ -22,6 +22,9 @@ export interface StorageNodeClientOptions {
   messageBytesMax?: number;
 }
 
+/** Interval and timeout of the keepalive pings to a storage node, ms. */
+export const STORAGE_NODE_KEEPALIVE_MS = 1000;
+
 export const STORAGE_NODE_CLIENT_DEFAULTS = {
   requestTimeoutMs: 5000,
   inFlightMax: 1024,
@@ -89,6 +92,12 @@ export class StorageNodeClient implements StorageNodeConnection {
       'grpc.max_receive_message_length': this.#options.messageBytesMax,
       // The HTTP/2 default of 64 KiB per window would cap a client's adds per second.
       'grpc-node.flow_control_window': 16 * 1024 * 1024,
+      // A node cut off silently (no reset, no close) is noticed by missed pings within about
+      // two seconds, not at the next request's deadline: its pending adds fail at once and
+      // the ledger writer moves to another node.
+      'grpc.keepalive_time_ms': STORAGE_NODE_KEEPALIVE_MS,
+      'grpc.keepalive_timeout_ms': STORAGE_NODE_KEEPALIVE_MS,
+      'grpc.keepalive_permit_without_calls': 1,
     });
   }
 

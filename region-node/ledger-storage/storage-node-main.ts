@@ -24,6 +24,7 @@ Options:
   --node-id ID             the node's id in the region (unique; a restarted node keeps its id)
   --host HOST              listen host (default 127.0.0.1)
   --metadata-store URL     etcd://host:port[,host:port…] to register in (without it, unregistered)
+  --advertised-address A   host:port brokers dial, if not the listen address (a proxy, NAT)
   --lease-ttl-ms N         registry lease TTL: a dead node leaves the registry after about this (default 3000)
   --no-sync                skip fsync — tests and benchmarks only: an acked add may be lost in a crash`;
 
@@ -66,6 +67,7 @@ async function serve(argv: string[]): Promise<number> {
         host: { type: 'string' },
         etcd: { type: 'string' },
         'metadata-store': { type: 'string' },
+        'advertised-address': { type: 'string' },
         'lease-ttl-ms': { type: 'string' },
         'no-sync': { type: 'boolean', default: false },
       },
@@ -91,6 +93,7 @@ async function serve(argv: string[]): Promise<number> {
       nodeId,
       port,
       ...(values.host !== undefined && { host: values.host }),
+      ...(values['advertised-address'] !== undefined && { advertisedAddress: values['advertised-address'] }),
       ...(metadata && { metadata }),
       ...(leaseTtlMs !== undefined && { leaseTtlMs }),
       sync: !values['no-sync'],
