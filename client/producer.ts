@@ -116,6 +116,8 @@ export class Producer {
   #timeoutTimer: NodeJS.Timeout | undefined;
   #drainWaiters: Array<() => void> = [];
   #opened: { resolve: () => void; reject: (e: AdmqClientError) => void } | undefined;
+  /** The owner the last ADMQ_ERR_TOPIC_MOVED named (regional cluster). */
+  #movedTo: string | undefined;
 
   constructor(
     private readonly ctx: ProducerContext,
@@ -170,7 +172,16 @@ export class Producer {
           reject(error);
         },
       };
-      const stream = (this.ctx.stubFor?.(this.topic) ?? this.ctx.stub).Produce();
+      let stream: grpc.ClientDuplexStream<unknown, unknown>;
+      try {
+        stream = (this.ctx.stubFor?.(this.topic) ?? this.ctx.stub).Produce();
+      } catch (error) {
+        // A closed channel throws at once: settle every open() waiting on this connect.
+        const typed = new AdmqClientError(ErrorCode.Closed, `cannot open a stream: ${(error as Error).message}`, { cause: error });
+        this.#opened?.reject(typed);
+        this.#opened = undefined;
+        return;
+      }
       this.#stream = stream;
       stream.on('data', (response: ProduceResponse) => this.#onResponse(stream, response));
       stream.on('error', (error: grpc.ServiceError) => this.#onStreamEnd(stream, AdmqClientError.fromServiceError(error)));
@@ -248,8 +259,12 @@ export class Producer {
     if (stream !== this.#stream) return;
     this.#stream = undefined;
     if (error.code === ErrorCode.TopicMoved) {
-      this.ctx.topicMoved?.(this.topic, /owner=(\S+)/.exec(error.message)?.[1]);
-      this.#backoff.reset();
+      const owner = /owner=(\S+)/.exec(error.message)?.[1];
+      // A new owner named: go there at once. Otherwise (the topic cannot be served right
+      // now) keep backing off, so that clients do not hammer the cluster.
+      if (owner !== undefined && owner !== this.#movedTo) this.#backoff.reset();
+      this.#movedTo = owner;
+      this.ctx.topicMoved?.(this.topic, owner);
     } else if (error.code === ErrorCode.Connection) {
       // The owner we were sent to is gone: ask through the service URL again.
       this.ctx.topicMoved?.(this.topic, undefined);

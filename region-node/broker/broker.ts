@@ -34,6 +34,8 @@ export interface TopicGate {
   served(name: TopicName): boolean;
   /** The error for a topic not served here (names the owner when known). */
   notServed(name: TopicName): AdmqError;
+  /** The topic was deleted: forget it and remove its ledgers and cursors from the cluster. */
+  deleted(name: TopicName): Promise<void>;
 }
 
 export class Broker {
@@ -114,7 +116,9 @@ export class Broker {
    */
   /** Whether `prepareTopic` has work to do (a cluster broker not serving the topic yet). */
   needsPreparing(name: TopicName): boolean {
-    return this.#gate !== undefined && !this.#topics.has(name.full);
+    if (this.#gate === undefined || this.#topics.has(name.full)) return false;
+    // A partitioned topic's parent has no log: topic() refuses it with a typed error.
+    return (this.metadata.getTopic(name.full)?.partitions ?? 0) === 0;
   }
 
   async prepareTopic(name: TopicName): Promise<void> {
@@ -193,7 +197,9 @@ export class Broker {
     const name = parseTopicName(full);
     const record = this.metadata.requireTopic(name);
     const names = record.partitions > 0 ? Array.from({ length: record.partitions }, (_, i) => partitionName(name, i)) : [name];
-    const topics = names.map((n) => this.topic(n));
+    // In a cluster the partitions may be served by other brokers: those see the records go
+    // (catalog watch) and stop serving them; only the ones loaded here are checked for use.
+    const topics = this.#gate ? names.flatMap((n) => this.#topics.get(n.full) ?? []) : names.map((n) => this.topic(n));
     const busy = topics.find((t) => t.inUse);
     if (busy && !force) {
       throw new AdmqError(ErrorCode.InUse, `topic "${busy.name}" has connected producers or consumers; use force to delete anyway`);
@@ -204,6 +210,7 @@ export class Broker {
       this.#topics.delete(topic.name);
       await this.store.deleteLog(topic.log);
     }
+    for (const n of names) await this.#gate?.deleted(n);
   }
 
   stats(full: string): TopicStats | { topic: string; partitions: number; partitionStats: TopicStats[] } {

@@ -20,6 +20,8 @@ export interface TopicOwnership {
   ensureOwned(topic: string): Promise<void>;
   /** Whether this broker holds the topic's bundle lease now (and is sure nobody else can). */
   owns(topic: string): boolean;
+  /** The version of this broker's owner key of the topic's bundle (changes whenever ownership is lost and taken again). */
+  epochOf(topic: string): number | undefined;
   bundleOf(topic: string): string;
 }
 
@@ -49,7 +51,15 @@ export class ClusterGate implements TopicGate {
   ) {
     // Cursors live in the metadata store, where the next owner finds them.
     broker.store.onCursorSaved = (topicId, subscription, value) => this.#byTopicId.get(topicId)?.ledgers.saveCursor(subscription, value);
+    // A topic deleted through another broker: stop serving it here too.
+    this.#stopWatchingCatalog = broker.metadata.catalog.onChange((change) => {
+      if (change.type !== 'remove' || change.key[0] !== 'topic') return;
+      const full = `persistent://${change.key.slice(1).join('/')}`;
+      if (this.#served.has(full)) void this.unload(full, new AdmqError(ErrorCode.TopicNotFound, `topic ${full} was deleted`), false);
+    });
   }
+
+  readonly #stopWatchingCatalog: () => void;
 
   prepare(name: TopicName): Promise<void> {
     if (this.served(name)) return Promise.resolve();
@@ -72,16 +82,22 @@ export class ClusterGate implements TopicGate {
   async #take(name: TopicName): Promise<void> {
     if (this.#closed) throw new AdmqError(ErrorCode.ShuttingDown, 'the broker is shutting down');
     const record = this.broker.metadata.requireTopic(name);
-    if (record.partitions > 0) return; // a partitioned topic's parent has no log; its partitions are topics
+    if (record.partitions > 0) {
+      throw new AdmqError(ErrorCode.BadRequest, `topic "${name.full}" is partitioned (${record.partitions} partitions); address a partition such as ${name.full}-partition-0`);
+    }
     const owner = await this.ownership.lookup(name.full);
     if (owner.brokerId !== this.ownership.brokerId) throw topicMoved(name.full, owner.grpcAddress);
     await this.ownership.ensureOwned(name.full);
+    // Ownership must hold, unbroken, from before the takeover until the topic is served: an
+    // epoch that changed means another broker may have owned (and written) it meanwhile.
+    const epoch = this.ownership.epochOf(name.full);
+    const stillOwned = (): boolean => this.ownership.owns(name.full) && this.ownership.epochOf(name.full) === epoch && !this.#closed;
     const started = Date.now();
     const ledgers = await TopicLedgers.acquire(name.full, this.metadata, this.ledgers, this.ownership.brokerId);
     try {
-      if (!this.ownership.owns(name.full)) throw topicMoved(name.full);
+      if (!stillOwned()) throw topicMoved(name.full);
       const log = await this.broker.store.restoreLog(record.id, name.full, ledgers.chunks(), ledgers.cursors());
-      if (!this.ownership.owns(name.full) || this.#closed) throw topicMoved(name.full);
+      if (!stillOwned()) throw topicMoved(name.full);
       const served: Served = { name, bundle: this.ownership.bundleOf(name.full), ledgers, topicId: record.id };
       log.sink = {
         persist: (chunk) => ledgers.persist(chunk),
@@ -104,6 +120,17 @@ export class ClusterGate implements TopicGate {
 
   notServed(name: TopicName): AdmqError {
     return topicMoved(name.full);
+  }
+
+  async deleted(name: TopicName): Promise<void> {
+    const served = this.#served.get(name.full);
+    if (served) {
+      this.#served.delete(name.full);
+      this.#byTopicId.delete(served.topicId);
+      await served.ledgers.close(true);
+    }
+    // A topic created again under this name starts with no ledgers and no cursors.
+    await TopicLedgers.remove(name.full, this.metadata, this.ledgers);
   }
 
   /** Topics served now (for load reports and tests). */
@@ -134,6 +161,7 @@ export class ClusterGate implements TopicGate {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#stopWatchingCatalog();
     await Promise.allSettled([...this.#preparing.values()]);
     await Promise.all([...this.#served.keys()].map((topic) => this.unload(topic, new AdmqError(ErrorCode.ShuttingDown, 'the broker is shutting down'), true)));
   }

@@ -14,6 +14,10 @@ import { ErrorCode } from '../../proto/index.ts';
 import { ClusterGate, topicMoved, type TopicOwnership } from './cluster-gate.ts';
 import { ledgerAccess } from './topic-ledgers.ts';
 
+/** How long a topic's open waits for this broker's own acquisition of the bundle lookup named it owner of. */
+const OWNED_WAIT_MS = 2_000;
+const OWNED_POLL_MS = 20;
+
 /** How often a broker reports its load to the load manager. */
 const LOAD_REPORT_INTERVAL_MS = 2_000;
 
@@ -76,9 +80,15 @@ export async function startCluster(o: {
       return coordinator.lookup(topic);
     },
     ensureOwned: async (topic) => {
-      if (!coordinator?.owns(topic)) throw topicMoved(topic);
+      // Lookup may name this broker from the owner key a moment before the coordinator
+      // has recorded its own acquisition: wait for it, briefly.
+      for (let waited = 0; !coordinator?.owns(topic); waited += OWNED_POLL_MS) {
+        if (waited >= OWNED_WAIT_MS) throw topicMoved(topic);
+        await new Promise((resolve) => setTimeout(resolve, OWNED_POLL_MS));
+      }
     },
     owns: (topic) => coordinator?.owns(topic) ?? false,
+    epochOf: (topic) => coordinator?.epochOf(topic),
     bundleOf: (topic) => coordinator?.bundleOf(topic) ?? '',
   };
   const gate = new ClusterGate(broker, ownership, metadata, ledgerAccess(ledgers), log);

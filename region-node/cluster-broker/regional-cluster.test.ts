@@ -5,7 +5,9 @@
 // that no acknowledged message was lost or stored twice and that offsets stay dense.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { credentials, type ServiceError } from '@grpc/grpc-js';
 import test, { type ExecutionContext } from 'ava';
+import { createStub } from '../../client/connection.ts';
 import { AdminClient, AdmqClient, type Producer } from '../../client/index.ts';
 import { History, checkHistory, formatViolations } from '../../multi-region-tests/history.ts';
 import { RegionCluster } from '../../test-support/region-cluster.ts';
@@ -124,6 +126,31 @@ test.serial('any broker answers a client: lookup leads it to the owner, whose le
   t.regex(status, new RegExp(`^${o.brokerId}\t${o.grpcAddress}\t1\t`, 'm'), 'the owner holds one bundle');
   t.is(new Set(ledger?.ensembles.at(-1)?.nodes).size, 3, 'E = 3 distinct storage nodes');
   t.is(ledger?.ackQuorum, 2);
+
+  // Deleted through the broker that does not own it, then created again: the new topic
+  // starts empty (nothing of the old one comes back) and is stored in ledgers again.
+  await new AdminClient(cluster.adminUrl(other)).deleteTopic(topic, true);
+  await new AdminClient(cluster.adminUrl(other)).createTopic(topic);
+  t.deepEqual(await ledgersOf(cluster, topic), [], 'the old ledgers are gone with the topic');
+  const again = new History();
+  const reborn = (await client.createProducer({ topic, producerName: 'p2' })) as Producer;
+  t.is(await produce(reborn, again, topic, { count: 10 }), 10);
+  t.is(await recordLog(client, again, topic, 10), 10);
+  assertHistory(t, again);
+  t.is((await ledgersOf(cluster, topic)).length, 1);
+
+  // An open naming a partitioned topic's parent gets a typed error; the broker keeps serving.
+  await new AdminClient(cluster.adminUrl('b1')).createTopic('public/default/parted', 2);
+  const stub = createStub(o.grpcAddress, credentials.createInsecure(), 1 << 20);
+  t.teardown(() => stub.close());
+  const refusal = await new Promise<string>((resolve) => {
+    const stream = stub.Produce();
+    stream.on('error', (error: ServiceError) => resolve(String(error.metadata?.get('admq-error-code')?.[0] ?? error.message)));
+    stream.on('data', () => resolve('opened'));
+    stream.write({ open: { topic: 'persistent://public/default/parted', producerName: 'raw' } });
+  });
+  t.is(refusal, 'ADMQ_ERR_BAD_REQUEST');
+  t.is(await produce(reborn, again, topic, { count: 10, first: 10 }), 10, 'the broker still serves');
 });
 
 test.serial('SIGKILL of a storage node while producing: writes go on, nothing acked is lost, re-replication restores every copy', async (t) => {

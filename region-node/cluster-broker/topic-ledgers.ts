@@ -93,6 +93,16 @@ export class TopicLedgers {
     return self;
   }
 
+  /** Removes a deleted topic's ledger list, its ledgers' metadata and its cursors. */
+  static async remove(topic: string, metadata: MetadataStore, ledgers: LedgerAccess): Promise<void> {
+    const key = MetadataKeys.topicLedgers(topic);
+    const current = await metadata.get(key);
+    await metadata.delete(MetadataKeys.topicCursors(topic));
+    if (!current) return;
+    await metadata.delete(key);
+    for (const ledgerId of (JSON.parse(current.value.toString()) as TopicLedgerList).ledgers) await ledgers.delete(ledgerId).catch(() => {});
+  }
+
   async #acquire(): Promise<void> {
     const key = MetadataKeys.topicLedgers(this.topic);
     const current = await this.metadata.get(key);
@@ -146,7 +156,9 @@ export class TopicLedgers {
    * earlier one might still fail.
    */
   persist(chunk: Buffer): Promise<void> {
-    if (this.#rolling) return this.#rolling.then(() => this.persist(chunk));
+    if (this.#rolling) {
+      return new Promise((resolve, reject) => this.#waiting.push({ chunk, resolve, reject }));
+    }
     const writer = this.#writer;
     if (!writer || this.#closed) return Promise.reject(new AdmqError(ErrorCode.TopicMoved, `topic ${this.topic} is no longer owned here`));
     const added = writer.add(chunk).then(() => undefined);
@@ -154,14 +166,23 @@ export class TopicLedgers {
     this.#written.bytes += chunk.length;
     const w = this.#written;
     if (w.entries >= this.rollover.entriesMax || w.bytes >= this.rollover.bytesMax || Date.now() - w.sinceMs >= this.rollover.ageMaxMs) {
-      this.#rolling = this.#roll(writer).finally(() => {
-        this.#rolling = undefined;
-      });
-      // A failed rollover fails the chunks waiting for it (they reject through persist).
-      this.#rolling.catch(() => {});
+      this.#rolling = this.#roll(writer).then(
+        () => {
+          // In order, synchronously: nothing can slip in between the waiting chunks.
+          this.#rolling = undefined;
+          for (const waiting of this.#waiting.splice(0)) this.persist(waiting.chunk).then(waiting.resolve, waiting.reject);
+        },
+        (error: unknown) => {
+          this.#rolling = undefined;
+          for (const waiting of this.#waiting.splice(0)) waiting.reject(error);
+        },
+      );
     }
     return added;
   }
+
+  /** Chunks handed over during a rollover, in order; they go to the new ledger. */
+  readonly #waiting: Array<{ chunk: Buffer; resolve: () => void; reject: (error: unknown) => void }> = [];
 
   /** Closes `old` once its adds are acknowledged, then adds a new ledger to the list (compare-and-set). */
   async #roll(old: LedgerHandle): Promise<void> {

@@ -199,6 +199,11 @@ export class BrokerCoordinator {
     return [...this.#bundles].filter(([, s]) => s.serving).map(([b]) => b).sort();
   }
 
+  /** The version of this broker's owner key of the topic's bundle (undefined when not owned). */
+  epochOf(topic: string): number | undefined {
+    return this.#ownership?.epochOf(this.bundleOf(topic));
+  }
+
   /**
    * Whether this broker's session with the metadata store is alive now. A broker cut off
    * from the store cannot know who owns anything, so it answers lookups at once that the

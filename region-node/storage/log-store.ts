@@ -464,7 +464,14 @@ export class LogStore {
   }
 
   async #commitBatch(): Promise<void> {
-    const batch = this.#queue;
+    // Appends to a log that stopped taking writes (unloaded, or its ledger failed) while
+    // they waited are refused here, before anything of them is written: a later restore of
+    // the log must find nothing beyond what its ledgers hold.
+    const batch: AppendRequest[] = [];
+    for (const request of this.#queue) {
+      if (request.log.sinkFailure) request.reject(request.log.sinkFailure);
+      else batch.push(request);
+    }
     this.#queue = [];
     const cursors = [...this.#dirtyCursors.values()];
     this.#dirtyCursors.clear();
@@ -550,7 +557,8 @@ export class LogStore {
         s.log.notifyDurable();
       }
       for (const [request, results] of done.results) {
-        const error = failed.get(request.log);
+        // Also a commit that held only duplicates of entries whose own commit failed.
+        const error = failed.get(request.log) ?? request.log.sinkFailure;
         if (error) request.reject(error);
         else request.resolve(results);
       }
