@@ -163,3 +163,30 @@ test('a log unloaded while commits wait for the sink acknowledges nothing more: 
   const later = await t.throwsAsync(store.append(log, [message('p', 2)]));
   t.is((later as AdmqError).code, ErrorCode.TopicMoved);
 });
+
+test('a slow ledger delays its own topic only: another topic committed later is acknowledged first', async (t) => {
+  const store = openStore();
+  t.teardown(() => store.close());
+  const slow = store.openLog(5, 'persistent://t/n/slow');
+  const fast = store.openLog(6, 'persistent://t/n/fast');
+  const held = new HeldSink();
+  slow.sink = held;
+  fast.sink = { persist: () => Promise.resolve(), failed: () => {} };
+  let slowAcked = false;
+  const slowSend = store.append(slow, [message('p', 0)]).then(() => {
+    slowAcked = true;
+  });
+  await until(() => held.pending.length === 1);
+  // A later commit, of another topic, whose ledger answers at once.
+  const [fastResult] = await store.append(fast, [message('q', 0)]);
+  t.is(fastResult?.offset, 0);
+  t.is(fast.durableNextOffset, 1, 'delivered');
+  t.false(slowAcked, 'the slow topic still waits for its ledger');
+  t.is(slow.durableNextOffset, 0);
+  // A second commit of the slow topic stays behind its first.
+  const second = store.append(slow, [message('p', 1)]);
+  await until(() => held.pending.length === 2);
+  held.settleAll();
+  await Promise.all([slowSend, second]);
+  t.is(slow.durableNextOffset, 2);
+});

@@ -159,6 +159,8 @@ export class TopicLog {
   sink: ChunkSink | undefined;
   /** Set once the sink failed: the log refuses writes until a new owner restores it. */
   sinkFailure: AdmqError | undefined;
+  /** Cluster mode: this log's commits settle one after another, each after its chunks reached the ledger. */
+  replicationChain: Promise<void> = Promise.resolve();
 
   constructor(
     readonly id: number,
@@ -241,6 +243,9 @@ export class LogStore {
   #flushesPending = 0;
   /** The hlcBound of the last flushed commit. */
   #durableHlc = 0n;
+  /** Cluster mode: commits whose HLC bound waits for their ledgers (kept in commit order). */
+  #hlcChain: Promise<void> = Promise.resolve();
+  #replicationsPending = 0;
   readonly #dirtyCursors = new Map<string, { key: MetaKey; value: unknown }>();
   #cursorTimer: NodeJS.Timeout | undefined;
   readonly logs = new Map<number, TopicLog>();
@@ -536,32 +541,60 @@ export class LogStore {
         console.error('[storage] fsync failed; stopping', error);
         process.exit(70);
       }
-      // Cluster mode: a commit counts only once its chunks are on a quorum of storage
-      // nodes too. A log whose ledger failed keeps its entries undelivered and unacked; a
-      // new owner's recovery decides which of them survive.
-      const failed = new Map<TopicLog, AdmqError>();
-      for (const s of done.logs.values()) {
-        if (!s.replicated) continue;
-        try {
-          await s.replicated;
-        } catch (error) {
-          failed.set(s.log, s.log.sinkFailure ?? toSinkError(s.log, error));
+      // Cluster mode: a commit of a topic counts only once its chunks are on a quorum of
+      // storage nodes too. Each log waits for its own ledger only, in its own commit order,
+      // so that one slow ledger delays its topic and no other. A log whose ledger failed
+      // keeps its entries undelivered and unacked; a new owner's recovery decides which of
+      // them survive.
+      const requestsOf = new Map<TopicLog, Array<[AppendRequest, AppendResult[]]>>();
+      for (const entry of done.results) {
+        const list = requestsOf.get(entry[0].log);
+        if (list) list.push(entry);
+        else requestsOf.set(entry[0].log, [entry]);
+      }
+      const complete = (s: StagedLog, error: AdmqError | undefined): void => {
+        if (!error) {
+          if (s.nextOffset > s.log.durableNextOffset) s.log.durableNextOffset = s.nextOffset;
+          for (const [origin, mark] of s.origins) s.log.durableOrigins.set(origin, mark);
+          s.log.notifyDurable();
         }
-      }
-      this.#flushesPending--;
-      if (done.hlcBound > this.#durableHlc) this.#durableHlc = done.hlcBound;
+        for (const [request, results] of requestsOf.get(s.log) ?? []) {
+          // Also a commit that held only duplicates of entries whose own commit failed.
+          const failure = error ?? request.log.sinkFailure;
+          if (failure) request.reject(failure);
+          else request.resolve(results);
+        }
+      };
+      const replicating: Array<Promise<void>> = [];
       for (const s of done.logs.values()) {
-        if (failed.has(s.log)) continue;
-        if (s.nextOffset > s.log.durableNextOffset) s.log.durableNextOffset = s.nextOffset;
-        for (const [origin, mark] of s.origins) s.log.durableOrigins.set(origin, mark);
-        s.log.notifyDurable();
+        if (!s.log.sink) {
+          complete(s, undefined);
+          continue;
+        }
+        const step = s.log.replicationChain
+          .then(() => s.replicated)
+          .then(
+            () => complete(s, undefined),
+            (error: unknown) => complete(s, s.log.sinkFailure ?? toSinkError(s.log, error)),
+          );
+        s.log.replicationChain = step;
+        replicating.push(step);
       }
-      for (const [request, results] of done.results) {
-        // Also a commit that held only duplicates of entries whose own commit failed.
-        const error = failed.get(request.log) ?? request.log.sinkFailure;
-        if (error) request.reject(error);
-        else request.resolve(results);
+      // The clock's durable bound advances in commit order, once every log of the commit
+      // settled (at once when none replicates, as standalone).
+      const settle = (): void => {
+        this.#flushesPending--;
+        if (done.hlcBound > this.#durableHlc) this.#durableHlc = done.hlcBound;
+      };
+      if (replicating.length === 0 && this.#replicationsPending === 0) {
+        settle();
+        return;
       }
+      this.#replicationsPending++;
+      this.#hlcChain = this.#hlcChain
+        .then(() => Promise.all(replicating))
+        .then(settle)
+        .finally(() => this.#replicationsPending--);
     });
   }
 
@@ -908,6 +941,7 @@ export class LogStore {
     }
     // Bounded: after a failed commit LMDB's writer may never report its last flush.
     await withTimeout(this.#flushChain, 5_000);
+    await withTimeout(this.#hlcChain, 5_000);
     this.#closed = true;
     await withTimeout(this.#env.close(), 5_000);
   }
