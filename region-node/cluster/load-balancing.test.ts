@@ -1,6 +1,6 @@
 import test from 'ava';
 import { emptyLoad, type BrokerLoad } from './broker-registry.ts';
-import { BALANCER_SETTINGS_DEFAULT, planMoves, type BalancerInput, type BundleMove } from './load-balancing.ts';
+import { BALANCER_SETTINGS_DEFAULT, overloadedBrokers, planMoves, type BalancerInput, type BundleMove } from './load-balancing.ts';
 
 function broker(brokerId: string, load: Partial<BrokerLoad> = {}): { brokerId: string; load: BrokerLoad } {
   return { brokerId, load: { ...emptyLoad(), ...load } };
@@ -81,6 +81,22 @@ test('load balancing: an overloaded broker gives its busiest bundle that does no
   const moves = planMoves(input({ brokers, assignments }));
   // Gap to c is 8500: h1 (6000) fits and is the busiest; c can take a bundle (2 ≤ 5/3 + 1).
   t.deepEqual(moves, [{ bundle: 'h1', from: 'a', to: 'c', reason: 'throughput' }]);
+});
+
+test('load balancing: a throughput move waits until the overload has lasted throughputOverloadSustainMs', (t) => {
+  const assignments = new Map([['h1', 'a'], ['h2', 'a'], ['h3', 'b'], ['h4', 'b'], ['h5', 'c']]);
+  const brokers = [
+    broker('a', { msgRateIn: 9000, bundleMsgRates: { h1: 6000, h2: 3000 } }),
+    broker('b', { msgRateIn: 1000 }),
+    broker('c', { msgRateIn: 500 }),
+  ];
+  t.deepEqual([...overloadedBrokers(brokers)], ['a']);
+  const sustain = BALANCER_SETTINGS_DEFAULT.throughputOverloadSustainMs;
+  const nowMs = 1_000_000;
+  const burst = planMoves(input({ brokers, assignments, nowMs, overloadedSinceMs: new Map([['a', nowMs - sustain + 1]]) }));
+  t.deepEqual(burst, [], 'overloaded for less than the sustain time: nothing moves');
+  const lasting = planMoves(input({ brokers, assignments, nowMs, overloadedSinceMs: new Map([['a', nowMs - sustain]]) }));
+  t.deepEqual(lasting, [{ bundle: 'h1', from: 'a', to: 'c', reason: 'throughput' }]);
 });
 
 test('load balancing: no throughput move below the absolute minimum, for a single bundle, or to a broker the count rule would drain', (t) => {

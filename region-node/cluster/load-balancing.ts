@@ -38,6 +38,12 @@ export interface BalancerInput {
   /** Bundle → time (the leader's monotonic ms) of its last move. */
   movedAtMs: ReadonlyMap<string, number>;
   nowMs: number;
+  /**
+   * Broker → since when (leader's ms) it has been overloaded without a break (see
+   * overloadedBrokers). Given, a throughput move needs throughputOverloadSustainMs of it;
+   * absent, a single overloaded report is enough.
+   */
+  overloadedSinceMs?: ReadonlyMap<string, number>;
 }
 
 export interface BalancerSettings {
@@ -51,6 +57,12 @@ export interface BalancerSettings {
   moveCooldownMs: number;
   /** Moves of steps 3 and 4 per round. Default 4. */
   movesPerRoundMax: number;
+  /**
+   * How long a broker must stay overloaded before step 4 moves a bundle off it. A move
+   * stops the bundle's topics while the new owner rebuilds them, so a short burst is not
+   * worth one. Default 10,000 ms.
+   */
+  throughputOverloadSustainMs: number;
 }
 
 export const BALANCER_SETTINGS_DEFAULT: BalancerSettings = {
@@ -59,7 +71,19 @@ export const BALANCER_SETTINGS_DEFAULT: BalancerSettings = {
   throughputOverloadMinMsgRate: 1000,
   moveCooldownMs: 30_000,
   movesPerRoundMax: 4,
+  throughputOverloadSustainMs: 10_000,
 };
+
+function isOverloaded(msgRate: number, averageRate: number, settings: BalancerSettings): boolean {
+  return msgRate > averageRate * (1 + settings.throughputOverloadRatio) && msgRate - averageRate >= settings.throughputOverloadMinMsgRate;
+}
+
+/** The brokers above the throughput rule's threshold now (the leader tracks since when). */
+export function overloadedBrokers(brokers: readonly BalancerBroker[], settings: BalancerSettings = BALANCER_SETTINGS_DEFAULT): Set<string> {
+  const rates = brokers.map((b) => ({ id: b.brokerId, rate: finiteOrZero(b.load.msgRateIn) + finiteOrZero(b.load.msgRateOut) }));
+  const average = rates.reduce((sum, r) => sum + r.rate, 0) / Math.max(1, rates.length);
+  return new Set(rates.filter((r) => rates.length > 1 && isOverloaded(r.rate, average, settings)).map((r) => r.id));
+}
 
 export type MoveReason = 'broker-gone' | 'requested' | 'bundle-count' | 'throughput';
 
@@ -161,8 +185,8 @@ export function planMoves(input: BalancerInput, settings: BalancerSettings = BAL
     if (
       source !== undefined &&
       source.bundles.size >= 2 &&
-      source.msgRate > averageRate * (1 + settings.throughputOverloadRatio) &&
-      source.msgRate - averageRate >= settings.throughputOverloadMinMsgRate
+      isOverloaded(source.msgRate, averageRate, settings) &&
+      (input.overloadedSinceMs === undefined || input.nowMs - (input.overloadedSinceMs.get(source.brokerId) ?? input.nowMs) >= settings.throughputOverloadSustainMs)
     ) {
       const from = source;
       let target: Candidate | undefined;

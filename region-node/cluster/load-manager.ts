@@ -26,7 +26,7 @@ import type { MetadataStore } from '../metadata-store/index.ts';
 import type { BrokerInfo } from './broker-registry.ts';
 import { ClusterKeys, MetadataKeys } from './keys.ts';
 import type { LeaseSession } from './lease-session.ts';
-import { BALANCER_SETTINGS_DEFAULT, planMoves, type BalancerSettings, type BundleMove } from './load-balancing.ts';
+import { BALANCER_SETTINGS_DEFAULT, overloadedBrokers, planMoves, type BalancerSettings, type BundleMove } from './load-balancing.ts';
 import { PrefixMirror, encodeJson, jsonDecoder } from './prefix-mirror.ts';
 
 export interface AssignmentRecord {
@@ -86,6 +86,7 @@ export class LoadManager {
   readonly #leadershipListeners = new Set<(leader: boolean) => void>();
   /** Bundle → when the leader last moved it (this leader's memory only: a new leader starts afresh). */
   readonly #movedAtMs = new Map<string, number>();
+  readonly #overloadedSinceMs = new Map<string, number>();
   /** Assignments this leader wrote that its mirror has not shown yet: bundle → record and version. */
   readonly #written = new Map<string, { brokerId: string; version: number }>();
   #leaderVersion: number | undefined;
@@ -168,6 +169,7 @@ export class LoadManager {
     this.#leaderVersion = version;
     if (version === undefined) {
       this.#movedAtMs.clear();
+      this.#overloadedSinceMs.clear();
       this.#written.clear();
     }
     if (was !== (version !== undefined)) {
@@ -229,7 +231,11 @@ export class LoadManager {
     for (const entry of this.#mirrors.requests.entries()) requested.push(entry.key.slice(ClusterKeys.assignmentRequestsPrefix.length));
     const brokers = this.#mirrors.brokers.entries().map((e) => ({ brokerId: e.value.brokerId, load: e.value.load }));
     const nowMs = this.#nowMs();
-    const moves = planMoves({ brokers, assignments, requested, movedAtMs: this.#movedAtMs, nowMs }, this.#settings);
+    // Since when each broker has been overloaded without a break (a burst moves nothing).
+    const overloaded = overloadedBrokers(brokers, this.#settings);
+    for (const id of [...this.#overloadedSinceMs.keys()]) if (!overloaded.has(id)) this.#overloadedSinceMs.delete(id);
+    for (const id of overloaded) if (!this.#overloadedSinceMs.has(id)) this.#overloadedSinceMs.set(id, nowMs);
+    const moves = planMoves({ brokers, assignments, requested, movedAtMs: this.#movedAtMs, nowMs, overloadedSinceMs: this.#overloadedSinceMs }, this.#settings);
 
     const applied: BundleMove[] = [];
     for (const move of moves) {
