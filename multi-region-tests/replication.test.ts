@@ -97,7 +97,10 @@ test.serial('residency: a pinned tenant’s data never appears outside its allow
   const history = new History();
   const work = runProducers(cluster, history, { topic, regions: ['shanghai', 'beijing'], messagesMax: 300, durationMs: 30_000 });
   await work.finished();
-  await waitFor(async () => ((await cluster.admin('beijing').topicStats(topic)) as { entries: number }).entries === 600, 30_000, 'replication between the allowed regions');
+  // Both allowed regions must hold all 600 before their logs are read.
+  for (const region of ['beijing', 'shanghai']) {
+    await waitFor(async () => ((await cluster.admin(region).topicStats(topic)) as { entries: number }).entries === 600, 30_000, `replication between the allowed regions (${region})`);
+  }
   const shenzhenTenants = await cluster.admin('shenzhen').listTenants();
   t.false(shenzhenTenants.includes('bank'), 'the tenant does not even exist in shenzhen');
   // Defense in depth: a sender that ignores the rules is refused by the receiver.

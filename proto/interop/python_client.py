@@ -54,4 +54,9 @@ for response in cresp:
         break
 creqs.put(None)
 result["consumed"] = seen
-print(json.dumps(result))
+# End both calls and the channel before printing: no RPC may outlive the script (a live
+# stream can hold the interpreter's exit on a busy machine).
+cresp.cancel()
+responses.cancel()
+channel.close()
+print(json.dumps(result), flush=True)
