@@ -140,9 +140,15 @@ export class Cluster {
         break;
       } catch (error) {
         // Ports are picked free before the nodes start, so another process may take one in
-        // between. On a first start (no client bound to the old port yet) move to new ports.
-        if (!/EADDRINUSE/.test((error as Error).message) || attempt >= 3 || r.client) throw error;
-        await this.#movePorts(name);
+        // between (an outgoing loopback connection's ephemeral port, say). On a first start
+        // (no client bound to the old port yet) move to new ports. On a restart, clients
+        // keep the gRPC port: move only the admin port (tests reach it through admin()), or
+        // wait for the short-lived holder of the other port to let it go.
+        const message = (error as Error).message;
+        if (!/EADDRINUSE/.test(message) || attempt >= 5) throw error;
+        if (!r.client) await this.#movePorts(name);
+        else if (/admin API/.test(message)) await this.#moveAdminPort(name);
+        else await new Promise((resolve) => setTimeout(resolve, 500));
       }
     }
     r.process.child.stdout?.on('data', (c: Buffer) => this.#options.log?.(`[${name}] ${c.toString().trimEnd()}`));
@@ -155,6 +161,14 @@ export class Cluster {
     writeFileSync(this.topologyPath, JSON.stringify(this.#topology, null, 2));
     this.#topologyVersion++;
     for (const [key, proxy] of this.proxies) if (key.endsWith(`->${name}`)) proxy.retarget(r.replicationPort);
+  }
+
+  async #moveAdminPort(name: string): Promise<void> {
+    const r = this.#region(name);
+    [r.adminPort] = (await freePorts(1)) as [number];
+    this.#topology.regions[name] = { ...this.#topology.regions[name], grpc: `127.0.0.1:${r.grpcPort}`, admin: `127.0.0.1:${r.adminPort}`, replication: `127.0.0.1:${r.replicationPort}` };
+    writeFileSync(this.topologyPath, JSON.stringify(this.#topology, null, 2));
+    this.#topologyVersion++;
   }
 
   /** SIGKILL: no shutdown, no flush beyond what the node already made durable. */
