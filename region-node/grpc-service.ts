@@ -51,6 +51,35 @@ function failCall(call: grpc.ServerDuplexStream<unknown, unknown>, error: unknow
   call.emit('error', statusFor(typed));
 }
 
+/**
+ * A stream's first request may have to wait while its topic is prepared (a cluster broker
+ * restoring it from its ledgers); the requests that arrive meanwhile wait behind it, and all
+ * are then handled in arrival order.
+ */
+class OpenAfterPrepare<R> {
+  #queued: R[] | undefined;
+
+  constructor(private readonly handle: (request: R) => void) {}
+
+  /** Queues `request` while a prepare runs; false when nothing is waiting. */
+  hold(request: R): boolean {
+    if (!this.#queued) return false;
+    this.#queued.push(request);
+    return true;
+  }
+
+  /** Handles `request`, then what queued meanwhile, once `prepared` resolves (unless the stream ended). */
+  after(prepared: Promise<void>, request: R, ended: () => boolean, fail: (error: unknown) => void): void {
+    const queued: R[] = (this.#queued = []);
+    prepared.then(() => {
+      this.#queued = undefined;
+      if (ended()) return;
+      this.handle(request);
+      for (const next of queued) this.handle(next);
+    }, fail);
+  }
+}
+
 function u64(value: string | number | undefined, field: string): number {
   const n = typeof value === 'number' ? value : Number(value ?? 0);
   if (!Number.isSafeInteger(n) || n < 0) throw new BadRequestError(`${field} must be a non-negative integer below 2^53; got ${value}`);
@@ -149,33 +178,19 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
       finish();
       call.end();
     });
-    // While the topic is being prepared (a cluster broker restoring it from its ledgers),
-    // later requests wait in order behind the open.
-    let opening: Array<ProduceRequest | Malformed> | undefined;
+    const opening = new OpenAfterPrepare<ProduceRequest | Malformed>((request) => onData(request));
     const onData = (request: ProduceRequest | Malformed): void => {
-      if (opening) {
-        opening.push(request);
-        return;
-      }
+      if (opening.hold(request)) return;
       try {
         if (isMalformed(request)) throw new BadRequestError(`malformed ProduceRequest: ${request[MALFORMED].message}`);
         if (!producer || !topic) {
           if (request.request !== 'open' || !request.open) throw new BadRequestError('the first request of a produce stream must be "open"');
           const name = parseTopicName(request.open.topic);
           if (broker.needsPreparing(name)) {
-            const queued: Array<ProduceRequest | Malformed> = (opening = []);
-            broker.prepareTopic(name).then(
-              () => {
-                opening = undefined;
-                if (ended) return;
-                onData(request);
-                for (const next of queued) onData(next);
-              },
-              (error: unknown) => {
-                finish();
-                failCall(call as grpc.ServerDuplexStream<unknown, unknown>, error);
-              },
-            );
+            opening.after(broker.prepareTopic(name), request, () => ended, (error) => {
+              finish();
+              failCall(call as grpc.ServerDuplexStream<unknown, unknown>, error);
+            });
             return;
           }
           const t = broker.topic(name);
@@ -283,12 +298,9 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
       finish();
       call.end();
     });
-    let opening: Array<ConsumeRequest | Malformed> | undefined;
+    const opening = new OpenAfterPrepare<ConsumeRequest | Malformed>((request) => onData(request));
     const onData = (request: ConsumeRequest | Malformed): void => {
-      if (opening) {
-        opening.push(request);
-        return;
-      }
+      if (opening.hold(request)) return;
       try {
         if (isMalformed(request)) throw new BadRequestError(`malformed ConsumeRequest: ${request[MALFORMED].message}`);
         if (!subscription || !sink) {
@@ -298,19 +310,10 @@ export function buildBrokerService(options: GrpcServiceOptions): { definition: g
           const s = request.subscribe;
           const name = parseTopicName(s.topic);
           if (broker.needsPreparing(name)) {
-            const queued: Array<ConsumeRequest | Malformed> = (opening = []);
-            broker.prepareTopic(name).then(
-              () => {
-                opening = undefined;
-                if (ended) return;
-                onData(request);
-                for (const next of queued) onData(next);
-              },
-              (error: unknown) => {
-                finish();
-                failCall(call as grpc.ServerDuplexStream<unknown, unknown>, error);
-              },
-            );
+            opening.after(broker.prepareTopic(name), request, () => ended, (error) => {
+              finish();
+              failCall(call as grpc.ServerDuplexStream<unknown, unknown>, error);
+            });
             return;
           }
           const topic = broker.topic(name);
