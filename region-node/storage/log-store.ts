@@ -541,6 +541,24 @@ export class LogStore {
         console.error('[storage] fsync failed; stopping', error);
         process.exit(70);
       }
+      const settle = (): void => {
+        this.#flushesPending--;
+        if (done.hlcBound > this.#durableHlc) this.#durableHlc = done.hlcBound;
+      };
+      const advance = (s: StagedLog): void => {
+        if (s.nextOffset > s.log.durableNextOffset) s.log.durableNextOffset = s.nextOffset;
+        for (const [origin, mark] of s.origins) s.log.durableOrigins.set(origin, mark);
+        s.log.notifyDurable();
+      };
+      let replicates = false;
+      for (const s of done.logs.values()) replicates ||= s.log.sink !== undefined;
+      if (!replicates && this.#replicationsPending === 0) {
+        // Standalone: durable once flushed.
+        settle();
+        for (const s of done.logs.values()) advance(s);
+        for (const [request, results] of done.results) request.resolve(results);
+        return;
+      }
       // Cluster mode: a commit of a topic counts only once its chunks are on a quorum of
       // storage nodes too. Each log waits for its own ledger only, in its own commit order,
       // so that one slow ledger delays its topic and no other. A log whose ledger failed
@@ -553,11 +571,7 @@ export class LogStore {
         else requestsOf.set(entry[0].log, [entry]);
       }
       const complete = (s: StagedLog, error: AdmqError | undefined): void => {
-        if (!error) {
-          if (s.nextOffset > s.log.durableNextOffset) s.log.durableNextOffset = s.nextOffset;
-          for (const [origin, mark] of s.origins) s.log.durableOrigins.set(origin, mark);
-          s.log.notifyDurable();
-        }
+        if (!error) advance(s);
         for (const [request, results] of requestsOf.get(s.log) ?? []) {
           // Also a commit that held only duplicates of entries whose own commit failed.
           const failure = error ?? request.log.sinkFailure;
@@ -580,16 +594,7 @@ export class LogStore {
         s.log.replicationChain = step;
         replicating.push(step);
       }
-      // The clock's durable bound advances in commit order, once every log of the commit
-      // settled (at once when none replicates, as standalone).
-      const settle = (): void => {
-        this.#flushesPending--;
-        if (done.hlcBound > this.#durableHlc) this.#durableHlc = done.hlcBound;
-      };
-      if (replicating.length === 0 && this.#replicationsPending === 0) {
-        settle();
-        return;
-      }
+      // The clock's durable bound advances in commit order, once every log of the commit settled.
       this.#replicationsPending++;
       this.#hlcChain = this.#hlcChain
         .then(() => Promise.all(replicating))
