@@ -16,7 +16,6 @@ import { ledgerAccess } from './topic-ledgers.ts';
 
 /** How long a topic's open waits for this broker's own acquisition of the bundle lookup named it owner of. */
 const OWNED_WAIT_MS = 2_000;
-const OWNED_POLL_MS = 20;
 
 /** How often a broker reports its load to the load manager. */
 const LOAD_REPORT_INTERVAL_MS = 2_000;
@@ -70,6 +69,8 @@ export async function startCluster(o: {
     quorum: { ensembleSize: settings.ensembleSize, writeQuorum: settings.writeQuorum, ackQuorum: settings.ackQuorum },
   });
   let coordinator: BrokerCoordinator | undefined;
+  /** Opens waiting for this broker's acquisition of a bundle (see ensureOwned). */
+  const ownedWaiters = new Set<() => void>();
   let loadTimer: NodeJS.Timeout | undefined;
   let reReplicator: ReReplicator | undefined;
   // Until the coordinator runs (the gRPC port must be known first), nothing is served.
@@ -79,14 +80,23 @@ export async function startCluster(o: {
       if (!coordinator?.connected) throw topicMoved(topic);
       return coordinator.lookup(topic);
     },
-    ensureOwned: async (topic) => {
-      // Lookup may name this broker from the owner key a moment before the coordinator
-      // has recorded its own acquisition: wait for it, briefly.
-      for (let waited = 0; !coordinator?.owns(topic); waited += OWNED_POLL_MS) {
-        if (waited >= OWNED_WAIT_MS) throw topicMoved(topic);
-        await new Promise((resolve) => setTimeout(resolve, OWNED_POLL_MS));
-      }
-    },
+    ensureOwned: (topic) =>
+      new Promise<void>((resolve, reject) => {
+        // Lookup may name this broker from the owner key a moment before the coordinator
+        // has recorded its own acquisition: wait for that event, briefly.
+        if (coordinator?.owns(topic)) return resolve();
+        const check = (): void => {
+          if (!coordinator?.owns(topic)) return;
+          clearTimeout(timer);
+          ownedWaiters.delete(check);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          ownedWaiters.delete(check);
+          reject(topicMoved(topic));
+        }, OWNED_WAIT_MS);
+        ownedWaiters.add(check);
+      }),
     owns: (topic) => coordinator?.owns(topic) ?? false,
     epochOf: (topic) => coordinator?.epochOf(topic),
     bundleOf: (topic) => coordinator?.bundleOf(topic) ?? '',
@@ -110,6 +120,7 @@ export async function startCluster(o: {
         await gate.unloadBundle(bundle, release);
       },
       onEvent: (event) => {
+        if (event.type === 'bundle-owned') for (const check of [...ownedWaiters]) check();
         if (event.type !== 'leader') return;
         // The leader also heals ledgers whose storage node was lost.
         if (event.leader && !reReplicator) {
