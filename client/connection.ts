@@ -1,6 +1,6 @@
 // The gRPC stub shared by a client's producers and consumers.
 import * as grpc from '@grpc/grpc-js';
-import { loadPackageDefinition, type TopicMetadata } from '../proto/index.ts';
+import { ErrorCode, loadPackageDefinition, type TopicMetadata } from '../proto/index.ts';
 import { AdmqClientError } from './errors.ts';
 import { decodeConsumeMessages, decodeProduceReceipt } from './grpc-codec.ts';
 
@@ -61,6 +61,39 @@ export function topicMetadata(stub: BrokerStub, topic: string, timeoutMs: number
       else resolve(response as TopicMetadata);
     });
   });
+}
+
+/** How a connect settles the open() waiting for it. */
+export interface OpenSettlers {
+  resolve(): void;
+  reject(error: AdmqClientError): void;
+}
+
+/** Settlers of a connect that also settle the open() still waiting from an earlier connect. */
+export function chainSettlers(previous: OpenSettlers | undefined, resolve: () => void, reject: (error: AdmqClientError) => void): OpenSettlers {
+  return {
+    resolve: () => {
+      previous?.resolve();
+      resolve();
+    },
+    reject: (error) => {
+      previous?.reject(error);
+      reject(error);
+    },
+  };
+}
+
+/**
+ * A new Produce or Consume stream, or undefined when the channel is already closed (it
+ * throws at once): then `opened` is rejected, which settles every open() waiting on it.
+ */
+export function startStream(stub: () => BrokerStub, method: 'Produce' | 'Consume', opened: OpenSettlers): grpc.ClientDuplexStream<unknown, unknown> | undefined {
+  try {
+    return stub()[method]();
+  } catch (error) {
+    opened.reject(new AdmqClientError(ErrorCode.Closed, `cannot open a stream: ${(error as Error).message}`, { cause: error }));
+    return undefined;
+  }
 }
 
 /** Bounded-time wait used between reconnect attempts; cancelled when the owner closes. */

@@ -11,7 +11,7 @@ import {
 } from '../proto/index.ts';
 import { SpanKind, startMessageSpan, type Tracer } from '../observability/tracing.ts';
 import { Backoff } from './backoff.ts';
-import { sleep, type BrokerStub } from './connection.ts';
+import { chainSettlers, sleep, startStream, type BrokerStub, type OpenSettlers } from './connection.ts';
 import { AdmqClientError } from './errors.ts';
 import { Waiters } from './waiters.ts';
 import { nonNegative, positive } from './producer.ts';
@@ -109,7 +109,7 @@ export class Consumer implements AdmqConsumer {
   /** Cuts a reconnect backoff short when the client moves region. */
   #wake: AbortController | undefined;
   readonly #backoff: Backoff;
-  #opened: { resolve: () => void; reject: (e: AdmqClientError) => void } | undefined;
+  #opened: OpenSettlers | undefined;
   /** The owner the last ADMQ_ERR_TOPIC_MOVED named (regional cluster). */
   #movedTo: string | undefined;
   #active = true;
@@ -157,23 +157,9 @@ export class Consumer implements AdmqConsumer {
     // A reconnect while an open() still waits settles that open() too.
     const previous = this.#opened;
     return new Promise((resolve, reject) => {
-      this.#opened = {
-        resolve: () => {
-          previous?.resolve();
-          resolve();
-        },
-        reject: (error: AdmqClientError) => {
-          previous?.reject(error);
-          reject(error);
-        },
-      };
-      let stream: grpc.ClientDuplexStream<unknown, unknown>;
-      try {
-        stream = (this.ctx.stubFor?.(this.topic) ?? this.ctx.stub).Consume();
-      } catch (error) {
-        // A closed channel throws at once: settle every open() waiting on this connect.
-        const typed = new AdmqClientError(ErrorCode.Closed, `cannot open a stream: ${(error as Error).message}`, { cause: error });
-        this.#opened?.reject(typed);
+      const opened = (this.#opened = chainSettlers(previous, resolve, reject));
+      const stream = startStream(() => this.ctx.stubFor?.(this.topic) ?? this.ctx.stub, 'Consume', opened);
+      if (!stream) {
         this.#opened = undefined;
         return;
       }

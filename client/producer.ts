@@ -6,7 +6,7 @@ import { ErrorCode, type ProduceResponse, type SendReceipt } from '../proto/inde
 import { context, SpanKind, SpanStatusCode, type Tracer } from '@opentelemetry/api';
 import { TRACEPARENT, formatTraceparent } from '../observability/tracing.ts';
 import { Backoff } from './backoff.ts';
-import { sleep, type BrokerStub } from './connection.ts';
+import { chainSettlers, sleep, startStream, type BrokerStub, type OpenSettlers } from './connection.ts';
 import { AdmqClientError } from './errors.ts';
 import { encodeSendBatch, type DecodedReceipt, type SendItem } from './grpc-codec.ts';
 
@@ -115,7 +115,7 @@ export class Producer {
   readonly #backoff: Backoff;
   #timeoutTimer: NodeJS.Timeout | undefined;
   #drainWaiters: Array<() => void> = [];
-  #opened: { resolve: () => void; reject: (e: AdmqClientError) => void } | undefined;
+  #opened: OpenSettlers | undefined;
   /** The owner the last ADMQ_ERR_TOPIC_MOVED named (regional cluster). */
   #movedTo: string | undefined;
 
@@ -162,23 +162,9 @@ export class Producer {
     // A reconnect while an open() still waits settles that open() too.
     const previous = this.#opened;
     return new Promise((resolve, reject) => {
-      this.#opened = {
-        resolve: () => {
-          previous?.resolve();
-          resolve();
-        },
-        reject: (error: AdmqClientError) => {
-          previous?.reject(error);
-          reject(error);
-        },
-      };
-      let stream: grpc.ClientDuplexStream<unknown, unknown>;
-      try {
-        stream = (this.ctx.stubFor?.(this.topic) ?? this.ctx.stub).Produce();
-      } catch (error) {
-        // A closed channel throws at once: settle every open() waiting on this connect.
-        const typed = new AdmqClientError(ErrorCode.Closed, `cannot open a stream: ${(error as Error).message}`, { cause: error });
-        this.#opened?.reject(typed);
+      const opened = (this.#opened = chainSettlers(previous, resolve, reject));
+      const stream = startStream(() => this.ctx.stubFor?.(this.topic) ?? this.ctx.stub, 'Produce', opened);
+      if (!stream) {
         this.#opened = undefined;
         return;
       }
