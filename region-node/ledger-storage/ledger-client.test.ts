@@ -49,18 +49,6 @@ function tracker<T>(promise: Promise<T>): { settled: () => boolean } {
   return { settled: () => settled };
 }
 
-/** Nodes of the entry's write set that hold it (read straight from their stores, faults aside). */
-function holders(pool: TestStoragePool, metadata: LedgerMetadata, entryId: number): string[] {
-  return writeSetOf(metadata, entryId).filter((node) => {
-    try {
-      pool.store(node).read(metadata.ledgerId, entryId);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
 test('ledger: quorum writes — acks leave strictly in entry order, only once Qa replicas stored the entry', async (t) => {
   const { pool, client } = await setup(t, 3);
   const writer = await client.createLedger({ topic: 'persistent://t/n/in-order' });
@@ -73,13 +61,13 @@ test('ledger: quorum writes — acks leave strictly in entry order, only once Qa
   // Entry 1 reaches Qa = 2 nodes while entry 0 is still nowhere: it must not be acked.
   pool.resume(a, (call) => call.entryId === 1);
   pool.resume(b, (call) => call.entryId === 1);
-  await waitFor(() => holders(pool, writer.metadata(), 1).length === 2, 10_000, 'entry 1 on two nodes');
+  await waitFor(() => pool.holders(writer.metadata(), 1).length === 2, 10_000, 'entry 1 on two nodes');
   await new Promise((resolve) => setImmediate(resolve));
   t.false(second.settled());
   t.is(writer.lastAddConfirmed, -1);
   // Entry 0 on one node only: still below the ack quorum.
   pool.resume(a);
-  await waitFor(() => holders(pool, writer.metadata(), 0).length === 1, 10_000, 'entry 0 on one node');
+  await waitFor(() => pool.holders(writer.metadata(), 0).length === 1, 10_000, 'entry 0 on one node');
   await new Promise((resolve) => setImmediate(resolve));
   t.false(second.settled());
   pool.resume(b);
@@ -139,7 +127,7 @@ test('ledger: a storage node dies mid-stream — ensemble change to a spare, eve
   t.deepEqual(segment.nodes.filter((n) => n !== spare), original.filter((n) => n !== victim));
   const reader = await client.openReader(closed.ledgerId);
   t.deepEqual((await reader.read(0, 59)).map(String), Array.from({ length: 60 }, (_, i) => `entry-${i}`));
-  for (let e = 0; e <= 59; e++) t.true(holders(pool, closed, e).length >= closed.ackQuorum, `entry ${e} has Qa copies in its write set`);
+  for (let e = 0; e <= 59; e++) t.true(pool.holders(closed, e).length >= closed.ackQuorum, `entry ${e} has Qa copies in its write set`);
 });
 
 test('ledger: fewer live nodes than the ack quorum — adds fail with ADMQ_ERR_NOT_ENOUGH_STORAGE_NODES; one dead node without a spare is tolerated', async (t) => {
@@ -171,7 +159,7 @@ test('ledger: recovery after the writer crashes with entries in flight — close
   pool.pause(c);
   const inFlight = Array.from({ length: 5 }, (_, i) => writer.add(payload(10 + i)));
   const outcomes = Promise.allSettled(inFlight);
-  await waitFor(() => holders(pool, writer.metadata(), 14).includes(a) && pool.heldCalls(b).length === 5, 10_000, 'entries on a only');
+  await waitFor(() => pool.holders(writer.metadata(), 14).includes(a) && pool.heldCalls(b).length === 5, 10_000, 'entries on a only');
   pool.dropHeld(b);
   pool.dropHeld(c);
   pool.resume(b);
@@ -185,7 +173,7 @@ test('ledger: recovery after the writer crashes with entries in flight — close
   const reader = await newClient().openReader(writer.ledgerId);
   t.deepEqual((await reader.read(0, 14)).map(String), Array.from({ length: 15 }, (_, i) => `entry-${i}`));
   // Re-written to b (c is dead), so each has Qa copies again.
-  for (let e = 10; e <= 14; e++) t.deepEqual(holders(pool, recovered, e).sort(), [a, b].sort());
+  for (let e = 10; e <= 14; e++) t.deepEqual(pool.holders(recovered, e).sort(), [a, b].sort());
 
   t.is(codeOf(await t.throwsAsync(writer.add(payload(99)))), 'ADMQ_ERR_LEDGER_FENCED');
   for (const outcome of await outcomes) {
@@ -384,7 +372,7 @@ test('ledger: randomized writes with node failures and restarts, closed or recov
     t.true(closed.lastEntryId >= maxAcked, `closed at ${closed.lastEntryId} ≥ ${maxAcked}, ${context}`);
     const reader = await client.openReader(writer.ledgerId);
     for (const [id, body] of acked) {
-      t.true(holders(pool, closed, id).length >= closed.ackQuorum, `entry ${id} has Qa copies in its write set, ${context}`);
+      t.true(pool.holders(closed, id).length >= closed.ackQuorum, `entry ${id} has Qa copies in its write set, ${context}`);
       t.is((await reader.readEntry(id)).toString(), body, `entry ${id}, ${context}`);
     }
     if (closed.lastEntryId >= 0) t.is((await reader.read(0, closed.lastEntryId)).length, closed.lastEntryId + 1);

@@ -9,21 +9,10 @@ import test, { type ExecutionContext } from 'ava';
 import { startEtcd } from '../../test-support/etcd.ts';
 import { waitFor } from '../../test-support/processes.ts';
 import { EtcdMetadataStore, LmdbMetadataStore, type MetadataStore } from '../metadata-store/index.ts';
-import { LedgerClient, writeSetOf } from './ledger-client.ts';
+import { LedgerClient } from './ledger-client.ts';
 import type { LedgerMetadata, QuorumSettings } from './ledger-types.ts';
 import { ReReplicator } from './re-replication.ts';
 import { TestStoragePool } from './test-pool.ts';
-
-function holders(pool: TestStoragePool, metadata: LedgerMetadata, entryId: number): string[] {
-  return writeSetOf(metadata, entryId).filter((node) => {
-    try {
-      pool.store(node).read(metadata.ledgerId, entryId);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
 
 async function lmdbSetup(t: ExecutionContext, nodes: number, quorum?: QuorumSettings) {
   const metadata: MetadataStore = LmdbMetadataStore.open(mkdtempSync(join(tmpdir(), 'admq-rerepl-meta-')));
@@ -98,7 +87,7 @@ test('re-replication: storage nodes are lost — every entry of closed ledgers h
     t.is(after.state, 'closed');
     t.is(after.lastEntryId, before.lastEntryId);
     t.deepEqual(after.ensembles.map((s) => s.firstEntryId), before.ensembles.map((s) => s.firstEntryId));
-    for (let e = 0; e <= after.lastEntryId; e++) t.is(holders(pool, after, e).length, after.writeQuorum, `ledger ${after.ledgerId} entry ${e} ${JSON.stringify({ before: before.ensembles, after: after.ensembles, h: holders(pool, after, e), victim, other })}`);
+    for (let e = 0; e <= after.lastEntryId; e++) t.is(pool.holders(after, e).length, after.writeQuorum, `ledger ${after.ledgerId} entry ${e} ${JSON.stringify({ before: before.ensembles, after: after.ensembles, h: pool.holders(after, e), victim, other })}`);
     const reader = await client.openReader(after.ledgerId);
     t.is((await reader.read(0, after.lastEntryId)).length, after.lastEntryId + 1);
   }
@@ -142,7 +131,7 @@ test('re-replication: striped ledger (E=4, Qw=2) — only the entries whose writ
   const after = (await client.getMetadata(before.ledgerId))!;
   t.is(after.ensembles[0]!.nodes[1], spare);
   for (let e = 0; e < 40; e++) {
-    t.is(holders(pool, after, e).length, 2, `entry ${e}`);
+    t.is(pool.holders(after, e).length, 2, `entry ${e}`);
     let onSpare = true;
     try {
       pool.store(spare).read(before.ledgerId, e);

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MetadataStore } from '../metadata-store/index.ts';
 import { BookieStore } from './bookie-store.ts';
-import { MetadataKeys, type StorageNodeConnection, type StorageNodeInfo } from './ledger-types.ts';
+import { writeSetOf } from './ledger-metadata.ts';
+import { MetadataKeys, type LedgerMetadata, type StorageNodeConnection, type StorageNodeInfo } from './ledger-types.ts';
 import type { StorageNodePool } from './storage-node-pool.ts';
 
 export class UnavailableError extends Error {
@@ -91,6 +92,18 @@ export class TestStoragePool implements StorageNodePool {
   /** The node's store, to look at what it holds (bypasses faults). */
   store(nodeId: string): BookieStore {
     return this.#node(nodeId).store;
+  }
+
+  /** Nodes of the entry's write set that hold it (read straight from their stores, faults aside). */
+  holders(metadata: LedgerMetadata, entryId: number): string[] {
+    return writeSetOf(metadata, entryId).filter((node) => {
+      try {
+        this.store(node).read(metadata.ledgerId, entryId);
+        return true;
+      } catch {
+        return false;
+      }
+    });
   }
 
   /** Calls made to the node so far (answered or not). */
