@@ -7,6 +7,7 @@ import { runConsumeLoad, runProduceLoad } from './perf.ts';
 import { plannedFailover } from '../operations/planned-failover.ts';
 import { cmdDrill } from '../drill/cli.ts';
 import { cmdReport } from '../compliance/cli.ts';
+import { sm4Acceleration } from '../tls/index.ts';
 
 const MAIN_HELP = `admq — geo-distributed, active-active message queue
 
@@ -127,7 +128,10 @@ async function cmdStart(argv: string[]): Promise<number> {
   console.log(`admq region node "${node.config.region}" is running`);
   console.log(`  gRPC API   ${node.grpcAddress}`);
   console.log(`  admin API  ${node.adminUrl}/admin/v1`);
-  if (node.replicationAddress) console.log(`  replication ${node.replicationAddress} (topology ${node.config.topology})`);
+  if (node.replicationAddress) {
+    console.log(`  replication ${node.replicationAddress} (topology ${node.config.topology})`);
+    console.log(`  SM4 records ${sm4Acceleration.loaded ? 'native (GFNI, PCLMULQDQ)' : `OpenSSL SM4, JavaScript GHASH: ${sm4Acceleration.reason}`}`);
+  }
   console.log(`  data       ${node.config.dataDir} (durability: ${node.config.durability})`);
   console.log('Press Ctrl-C to stop.');
   await new Promise<void>((resolve) => {

@@ -43,3 +43,5 @@ export type { TlsErrorCode } from './errors.ts';
 export { runCertsCommand, runTlsCommand } from './cli-commands.ts';
 export { createStandardCa, issueStandardCertificate, writeStandardRegionCertificate } from './standard-certs.ts';
 export type { StandardIssued } from './standard-certs.ts';
+export { nativeStatus as sm4Acceleration } from './native/index.ts';
+export type { NativeStatus } from './native/index.ts';
