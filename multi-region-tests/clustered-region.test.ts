@@ -213,6 +213,29 @@ test.serial('replication: a clustered region (2 brokers, 3 storage nodes) and a 
   const survivor = BROKERS.find((id) => id !== owner) as string;
   t.log(`phase 1 converged; ${TOPIC} is served by ${owner}`);
 
+  // A placement change made in b reaches a's broker that serves the placement topic by
+  // replication, and the other broker through the catalog: every broker checks residency
+  // against the same placement.
+  await d.bAdmin.call('POST', '/tenants/bank/placement', { allowedRegions: REGIONS, homeRegion: 'b' });
+  await waitFor(
+    async () => {
+      for (const id of BROKERS) {
+        const placement = await d.brokerAdmin(id).call<{ tenants: Array<{ name: string; homeRegion: string }> }>('GET', '/placement');
+        if (!placement.tenants.some((tenant) => tenant.name === 'bank' && tenant.homeRegion === 'b')) return false;
+      }
+      return true;
+    },
+    30_000,
+    "tenant bank's placement on every broker of a",
+  ).catch(async (error: unknown) => {
+    for (const id of BROKERS) {
+      t.log(`${id} placement: ${JSON.stringify(await d.brokerAdmin(id).call('GET', '/placement'))}`);
+      t.log(`${id} output:\n${d.cluster.broker(id).node?.output().split('\n').filter((l) => /placement|cluster\]/.test(l)).slice(-30).join('\n')}`);
+    }
+    t.log(`b output:\n${d.b.output().split('\n').filter((l) => /placement/.test(l)).slice(-30).join('\n')}`);
+    throw error;
+  });
+
   // Phase 2: both write again, and the owner is SIGKILLed after a random number of a's sends.
   const second = 600;
   const killAfter = 100 + Math.floor(random() * 300);
@@ -241,4 +264,13 @@ test.serial('replication: a clustered region (2 brokers, 3 storage nodes) and a 
   const links = (await d.brokerAdmin(survivor).call<{ links: Array<LinkView & { to: string }> }>('GET', '/replication/status')).links;
   t.true(links.some((l) => l.topic === `persistent://${TOPIC}` && l.to === 'b' && l.state === 'connected'), 'the new owner ships to b');
   await assertHistory(t, d, history);
+  // Placement still flows after the kill (the placement topic is served again if it was on the killed broker).
+  await d.bAdmin.call('POST', '/tenants/bank/placement', { homeRegion: 'a' });
+  await waitFor(
+    async () => (await d.brokerAdmin(survivor).call<{ tenants: Array<{ name: string; homeRegion: string }> }>('GET', '/placement')).tenants.some((tenant) => tenant.name === 'bank' && tenant.homeRegion === 'a'),
+    30_000,
+    `tenant bank's new home on ${survivor}`,
+  );
+  // How often b's links were sent to another broker of a (varies with who owned what when).
+  t.log(`redirects received by b's links: ${(d.b.output().match(/refused by remote: ADMQ_ERR_TOPIC_MOVED/g) ?? []).length}`);
 });

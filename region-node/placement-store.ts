@@ -129,14 +129,17 @@ export class PlacementStore {
 
   /**
    * Cluster: serves the placement topic here if this broker owns it (a lookup otherwise
-   * answers at once that another broker does); on a new log, follows its commits.
+   * answers at once that another broker does); on a new log, follows its commits. Runs
+   * every SERVE_RETRY_MS; with the topic already followed it only refreshes.
    */
   async #tryToServe(): Promise<void> {
     const name = parseTopicName(PLACEMENT_TOPIC);
-    if (this.#closed || this.#serving || !this.#broker.needsPreparing(name)) return;
+    if (this.#closed || this.#serving) return;
     this.#serving = true;
     try {
-      await this.#broker.prepareTopic(name);
+      // The topic may also have been taken over here by a replication link's hello: then
+      // only the following of its log is missing.
+      if (this.#broker.needsPreparing(name)) await this.#broker.prepareTopic(name);
       const topic = this.#broker.topic(name);
       if (topic !== this.#topic) {
         this.#topic = topic;
