@@ -138,9 +138,6 @@ export function validateConfig(input: Partial<RegionNodeConfig> & Record<string,
   if (config.metadataStore !== '' && !/^etcd:\/\/[^,\s]+(,[^,\s]+)*$/.test(config.metadataStore)) {
     throw new ConfigError(`metadataStore must be "" (standalone) or "etcd://host:port[,host:port…]"; got "${config.metadataStore}"`);
   }
-  if (config.metadataStore !== '' && config.topology !== '') {
-    throw new ConfigError('metadataStore and topology cannot both be set yet: a clustered region does not replicate to other regions in this version');
-  }
   if (!(config.ackQuorum <= config.writeQuorum && config.writeQuorum <= config.ensembleSize)) {
     throw new ConfigError(`ackQuorum ≤ writeQuorum ≤ ensembleSize must hold; got ${config.ackQuorum}/${config.writeQuorum}/${config.ensembleSize}`);
   }

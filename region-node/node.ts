@@ -12,7 +12,7 @@ import { installHttp2ServerWindows } from './http2-window.ts';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DEFAULT_CONFLICT_POLICY_SPEC, createConflictPolicy, type ConflictPolicy } from '../conflict/index.ts';
-import { loadTopology, type Topology } from '../topology/index.ts';
+import { loadTopology, regionServiceUrl, type NodeSpec, type Topology } from '../topology/index.ts';
 import { ConfigError } from './errors.ts';
 import { startReplication, type ReplicationRuntime } from './replication-setup.ts';
 import { PlacementStore } from './placement-store.ts';
@@ -43,10 +43,21 @@ export interface RegionNodeHandle {
 export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDeps = {}): Promise<RegionNodeHandle> {
   let config = validateConfig(input);
   let topology: Topology | undefined;
+  /** This node's entry in the topology (its replication listener). */
+  let replicationNode: NodeSpec | undefined;
   if (config.topology) {
     topology = loadTopology(config.topology);
-    const spec = topology.regions.get(config.region);
-    if (!spec) throw new ConfigError(`region "${config.region}" is not one of the topology's regions (${[...topology.regions.keys()].join(', ')})`);
+    const region = topology.regions.get(config.region);
+    if (!region) throw new ConfigError(`region "${config.region}" is not one of the topology's regions (${[...topology.regions.keys()].join(', ')})`);
+    // A region that lists its nodes is a cluster: this node is the one named by brokerId.
+    let spec: NodeSpec = region.nodes[0] as NodeSpec;
+    if (region.clustered) {
+      if (!config.metadataStore) throw new ConfigError(`metadataStore is required: region "${config.region}" lists nodes in the topology, so it is a regional cluster (etcd://…)`);
+      const named = region.nodes.find((n) => n.id === config.brokerId);
+      if (!named) throw new ConfigError(`brokerId must name one of region ${config.region}'s nodes in the topology (${region.nodes.map((n) => n.id).join(', ')}); got "${config.brokerId}"`);
+      spec = named;
+    }
+    replicationNode = spec;
     // The topology gives the endpoints and data directory unless the caller set them.
     const [grpcHost, grpcPort] = spec.grpc.split(':') as [string, string];
     const [adminHost, adminPort] = spec.admin.split(':') as [string, string];
@@ -59,6 +70,10 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
       ...(input.dataDir === undefined && spec.dataDir !== undefined && { dataDir: resolve(dirname(config.topology), spec.dataDir) }),
       maxClockOffsetMs: input.maxClockOffsetMs ?? topology.maxClockOffsetMs,
     });
+  }
+  if (topology && config.metadataStore && !topology.regions.get(config.region)?.clustered && !config.brokerId) {
+    // A one-node cluster in the single-node form: its broker is the region's only node.
+    config = { ...config, brokerId: config.region };
   }
   const readPhysicalMs = deps.readPhysicalMs ?? Date.now;
   const log = deps.log ?? ((line: string) => console.log(line));
@@ -96,7 +111,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
     broker.setConflictPolicies(await loadConflictPolicies(topology, dirname(resolve(config.topology))));
     // Tenants and namespaces exist in every region that may hold them (the topology's,
     // then runtime changes as they arrive).
-    placement = new PlacementStore(topology, broker, log);
+    placement = new PlacementStore(topology, broker, log, clusterMetadata && { catalog: clusterMetadata.catalog });
     await placement.open();
     const guard = placement;
     broker.setWriteGuard((tenant, namespace) => refusals.guard(tenant, namespace, () => guard.assertWritable(tenant, namespace)));
@@ -168,7 +183,10 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
               if (!regions) return undefined;
               return regions.regions.map((name) => ({
                 name,
-                serviceUrl: topology.regions.get(name)?.grpc ?? '',
+                serviceUrl: (() => {
+                  const region = topology.regions.get(name);
+                  return region ? regionServiceUrl(region) : '';
+                })(),
                 adminUrl: `http://${topology.regions.get(name)?.admin ?? ''}`,
                 home: name === regions.home,
               }));
@@ -207,9 +225,17 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
   if (topology) {
     try {
       const store = placement as PlacementStore;
-      replication = await startReplication({ topology, topologyDir: dirname(resolve(config.topology)), region: config.region, broker, readPhysicalMs, log, placement: () => store.current, ...(tracing.tracer && { tracer: tracing.tracer }), ...(metrics && { observeDelay: (topic: string, origin: string, ms: number) => metrics.observeReplicationDelay(topic, origin, ms) }) });
+      replication = await startReplication({
+        topology,
+        topologyDir: dirname(resolve(config.topology)),
+        region: config.region,
+        listenAddress: (replicationNode as NodeSpec).replication,
+        ...(cluster && { cluster: cluster.gate }),
+        broker, readPhysicalMs, log, placement: () => store.current, ...(tracing.tracer && { tracer: tracing.tracer }), ...(metrics && { observeDelay: (topic: string, origin: string, ms: number) => metrics.observeReplicationDelay(topic, origin, ms) }) });
       const replicator = replication.replicator;
       store.onChange(() => replicator.rediscover());
+      // A topic this broker starts or stops serving: its links start, or stop before its log goes.
+      cluster?.gate.onServingChange(() => replicator.rediscover());
       broker.setHlcReleaseFrontier((topic) => replicator.releaseFrontier(topic));
       lagHistory = await startLagHistory({ topology, region: config.region, dataDir: config.dataDir, durability: config.durability, broker, placement: store, replicator, refusals, readPhysicalMs, log });
     } catch (error) {
@@ -229,6 +255,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      placement?.close();
       await lagHistory?.close();
       await replication?.close();
       // Hands this broker's topics over (ledgers closed, cursors written) while clients can still be told.

@@ -1,5 +1,5 @@
 // The region node's implementation of the replicator's log interface.
-import type { ReplicatedEntry, ReplicationLog, LogEntry } from '../replicator/index.ts';
+import type { ReplicatedEntry, ReplicationLog, LogEntry, TopicShape } from '../replicator/index.ts';
 import { ErrorCode } from '../proto/index.ts';
 import type { Broker } from './broker/broker.ts';
 import { AdmqError } from './errors.ts';
@@ -7,17 +7,48 @@ import { parseTopicName } from './names.ts';
 import type { Entry } from './storage/entry-codec.ts';
 import type { TopicLog } from './storage/log-store.ts';
 
-export function createReplicationLog(broker: Broker): ReplicationLog {
+/**
+ * A broker of a regional cluster replicates only the topics it serves (cluster-gate.ts):
+ * their logs are loaded here, and the broker that serves a topic is the only one that
+ * writes it, so it is also the one that receives replicated entries for it.
+ */
+export interface ClusterServing {
+  servedTopics(): string[];
+  generation(topic: string): number;
+}
+
+export function createReplicationLog(broker: Broker, cluster?: ClusterServing): ReplicationLog {
   const store = broker.store;
   const logOf = (topic: string): TopicLog => broker.topic(topic).log;
+  const ensureRecord = async (topic: string, shape: TopicShape): Promise<boolean> => {
+    const name = parseTopicName(topic);
+    if (broker.metadata.getTopic(name.full)) return false;
+    if (!broker.metadata.getNamespace(name.tenant, name.namespace)) {
+      throw new AdmqError(ErrorCode.NamespaceNotFound, `namespace ${name.tenant}/${name.namespace} does not exist in ${store.region}`);
+    }
+    // A partition arrives with its parent's shape: create the partitioned topic whole.
+    const [create, partitions] = shape.partitionOf ? [parseTopicName(shape.partitionOf.parent).full, shape.partitionOf.partitions] : [name.full, 0];
+    try {
+      await broker.createTopic(create, partitions, { keyed: shape.keyed === true });
+    } catch (error) {
+      if ((error as AdmqError).code !== ErrorCode.AlreadyExists) throw error;
+    }
+    if (!broker.metadata.getTopic(name.full)) {
+      throw new AdmqError(ErrorCode.BadRequest, `${topic} is not a partition of ${create} in ${store.region} (the partition counts differ)`);
+    }
+    return true;
+  };
   return {
     region: store.region,
     listTopics: () =>
-      store
-        .metaRange<{ name: string; id: number; partitions: number }>(['topic'])
-        .map((e) => e.value)
-        .filter((t) => t.id > 0)
-        .map((t) => t.name),
+      cluster
+        ? cluster.servedTopics()
+        : store
+            .metaRange<{ name: string; id: number; partitions: number }>(['topic'])
+            .map((e) => e.value)
+            .filter((t) => t.id > 0)
+            .map((t) => t.name),
+    ...(cluster && { topicGeneration: (topic: string) => cluster.generation(topic) }),
     read: (topic, fromOffset, max) => store.read(logOf(topic), fromOffset, max) as LogEntry[],
     tail: (topic) => logOf(topic).durableNextOffset,
     averageEntryBytes: (topic) => {
@@ -32,21 +63,11 @@ export function createReplicationLog(broker: Broker): ReplicationLog {
     },
     ensureTopic: async (topic, shape) => {
       const name = parseTopicName(topic);
-      if (broker.metadata.getTopic(name.full)) return false;
-      if (!broker.metadata.getNamespace(name.tenant, name.namespace)) {
-        throw new AdmqError(ErrorCode.NamespaceNotFound, `namespace ${name.tenant}/${name.namespace} does not exist in ${store.region}`);
-      }
-      // A partition arrives with its parent's shape: create the partitioned topic whole.
-      const [create, partitions] = shape.partitionOf ? [parseTopicName(shape.partitionOf.parent).full, shape.partitionOf.partitions] : [name.full, 0];
-      try {
-        await broker.createTopic(create, partitions, { keyed: shape.keyed === true });
-      } catch (error) {
-        if ((error as AdmqError).code !== ErrorCode.AlreadyExists) throw error;
-      }
-      if (!broker.metadata.getTopic(name.full)) {
-        throw new AdmqError(ErrorCode.BadRequest, `${topic} is not a partition of ${create} in ${store.region} (the partition counts differ)`);
-      }
-      return true;
+      const created = await ensureRecord(topic, shape);
+      // Only the broker serving the topic may append to it: take it over, or fail with a
+      // TopicMovedError whose `owner` the receiver sends back so that the link goes there.
+      if (cluster) await broker.prepareTopic(name);
+      return created;
     },
     appendReplicated: async (topic, entries: ReplicatedEntry[]) => {
       const results = await store.appendReplicated(logOf(topic), entries.map((e) => ({ ...e, offset: 0 }) as Entry));

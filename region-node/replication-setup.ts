@@ -10,7 +10,7 @@ import type { Tracer } from '../observability/tracing.ts';
 import type { Broker } from './broker/broker.ts';
 import { ConfigError } from './errors.ts';
 import { installHttp2ServerWindows } from './http2-window.ts';
-import { createReplicationLog } from './replication-log.ts';
+import { createReplicationLog, type ClusterServing } from './replication-log.ts';
 
 function readPem(dir: string, file: string): string {
   const path = join(dir, file);
@@ -57,6 +57,10 @@ export async function startReplication(options: {
   topology: Topology;
   topologyDir: string;
   region: string;
+  /** host:port of this node's replication listener (its entry in the topology). */
+  listenAddress: string;
+  /** A broker of a regional cluster replicates the topics it serves. */
+  cluster?: ClusterServing;
   broker: Broker;
   readPhysicalMs: () => number;
   log: (line: string) => void;
@@ -65,14 +69,13 @@ export async function startReplication(options: {
   tracer?: Tracer;
 }): Promise<ReplicationRuntime> {
   const { topology, region, topologyDir } = options;
-  const spec = topology.regions.get(region);
-  if (!spec) throw new ConfigError(`region "${region}" is not in the topology`);
+  if (!topology.regions.has(region)) throw new ConfigError(`region "${region}" is not in the topology`);
   const serverSecurity = linkSecurity(topology, region, topologyDir);
   const credentials = new Map<string, grpc.ChannelCredentials>();
   const replicator = startReplicator(
     { topology, region, subscriptionSyncIntervalMs: topology.subscriptionSyncIntervalMs, ...(options.placement && { placement: options.placement }) },
     {
-      log: createReplicationLog(options.broker),
+      log: createReplicationLog(options.broker, options.cluster),
       channelCredentials: (remote) => {
         let c = credentials.get(remote);
         if (!c) credentials.set(remote, (c = channelCredentials(linkSecurity(topology, region, topologyDir, remote))));
@@ -97,7 +100,7 @@ export async function startReplication(options: {
   installHttp2ServerWindows();
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 });
   server.addService(replicator.service.definition, replicator.service.implementation);
-  const [host, port] = spec.replication.split(':') as [string, string];
+  const [host, port] = options.listenAddress.split(':') as [string, string];
   const binding = await bindGrpcServer(server, serverSecurity, { host, port: Number(port) });
   let closed: Promise<void> | undefined;
   return {

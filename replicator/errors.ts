@@ -15,4 +15,6 @@ export const ReplicationErrorCode = {
   ClockSkew: 'ADMQ_ERR_CLOCK_SKEW',
   BadRequest: 'ADMQ_ERR_BAD_REQUEST',
   Connection: 'ADMQ_ERR_CONNECTION',
+  /** The receiving node does not serve the topic (a regional cluster); the refusal names the node that does. */
+  TopicMoved: 'ADMQ_ERR_TOPIC_MOVED',
 } as const;

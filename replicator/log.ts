@@ -48,8 +48,13 @@ export interface TopicShape {
 
 export interface ReplicationLog {
   readonly region: string;
-  /** Local topics (full names, partitions as their own topics). */
+  /** Local topics this node ships (full names, partitions as their own topics); in a regional cluster, those it serves. */
   listTopics(): string[];
+  /**
+   * Changes whenever this node starts serving the topic anew (a regional cluster: the topic
+   * moved away and back), so that its links start afresh on the new log. Optional.
+   */
+  topicGeneration?(topic: string): number;
   /** Durable entries from `fromOffset` on, at most `max`. */
   read(topic: string, fromOffset: number, max: number): LogEntry[];
   /** The durable end of the topic's log (the next offset). */
@@ -63,7 +68,9 @@ export interface ReplicationLog {
   /**
    * Creates the topic locally if it is missing (receiver side), as a partition of its
    * parent when the shape says so; resolves true when it created something. Throws a
-   * typed error if it cannot.
+   * typed error if it cannot. In a regional cluster it also makes this node serve the
+   * topic, or throws code ADMQ_ERR_TOPIC_MOVED with `owner`, the id of the node that does
+   * (when known).
    */
   ensureTopic(topic: string, shape: TopicShape): Promise<boolean>;
   /** Throws ClockSkewError (synchronously) when a batch is too far ahead of this region's clock. */

@@ -56,10 +56,10 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
     let ended = false;
     /** A batch was refused: later ones are not queued (the sender resumes from our marks). */
     let refusing = false;
-    const refuse = (code: string, message: string, batchId = 0): void => {
+    const refuse = (code: string, message: string, batchId = 0, owner = ''): void => {
       if (ended) return;
       ended = true;
-      call.write({ error: { code, message, batchId } });
+      call.write({ error: { code, message, batchId, owner } });
       call.end();
     };
     call.on('error', () => (ended = true));
@@ -97,7 +97,8 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
             const marks = Object.fromEntries([...o.log.originMarks(name)].map(([k, v]) => [k, v]));
             if (!ended) call.write({ marks: { highWater: marks } });
           },
-          (error: Error & { code?: string }) => refuse(error.code ?? ReplicationErrorCode.BadRequest, error.message),
+          // A cluster's node that does not serve the topic names the one that does.
+          (error: Error & { code?: string; owner?: string }) => refuse(error.code ?? ReplicationErrorCode.BadRequest, error.message, 0, error.owner ?? ''),
         );
         return;
       }
@@ -114,7 +115,14 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
         // After the batches before it: the watermarks cover what they carried.
         chain = chain.then(() => {
           if (ended) return;
-          o.log.noteWatermarks(name, watermarks);
+          try {
+            o.log.noteWatermarks(name, watermarks);
+          } catch (error) {
+            // The topic left this node (a regional cluster moved it): the sender reconnects.
+            const e = error as Error & { code?: string };
+            refusing = true;
+            return refuse(e.code ?? 'ADMQ_ERR_INTERNAL', e.message);
+          }
           call.write({ heartbeatAck: {} });
         });
         return;

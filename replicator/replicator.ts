@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { releaseFrontier } from '../conflict/index.ts';
 import { loadReplicationPackageDefinition } from '../proto/index.ts';
-import { Placement, neighbours, nextHops, replicationAddress, type Topology } from '../topology/index.ts';
+import { Placement, neighbours, nextHops, nodeReplicationAddress, replicationEntryAddresses, type Topology } from '../topology/index.ts';
 import type { Tracer } from '../observability/tracing.ts';
 import type { ReplicationLog } from './log.ts';
 import { createReceiver, type ReceiverStats } from './receiver.ts';
@@ -134,11 +134,12 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
     ...(deps.observeDelay && { observeDelay: deps.observeDelay }),
     ...(deps.tracer && { tracer: deps.tracer }),
   });
+  // One channel per address: a remote region that is a cluster has one per broker.
   const clients = new Map<string, ReplicationClient>();
-  const client = (remote: string): ReplicationClient => {
-    let c = clients.get(remote);
+  const client = (remote: string, address: string): ReplicationClient => {
+    let c = clients.get(address);
     if (!c) {
-      c = new Replication(replicationAddress(topology, region, remote), deps.channelCredentials(remote), {
+      c = new Replication(address, deps.channelCredentials(remote), {
         'grpc.max_receive_message_length': 64 * 1024 * 1024,
         'grpc.max_send_message_length': 64 * 1024 * 1024,
         'grpc-node.flow_control_window': 16 * 1024 * 1024,
@@ -150,7 +151,7 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
         'grpc.max_reconnect_backoff_ms': 1_000,
         ...(deps.channelOptions?.(remote) ?? {}),
       });
-      clients.set(remote, c);
+      clients.set(address, c);
       watchReady(remote, c.getChannel());
     }
     return c;
@@ -185,6 +186,20 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
       return routed;
     };
   };
+  /**
+   * How a link reaches its remote: the node a redirect named, else the region's entry
+   * addresses in turn (a cluster's brokers, so that one that is down is not retried alone).
+   */
+  const streamOpener = (remote: string): ((node?: string) => grpc.ClientDuplexStream<unknown, unknown>) => {
+    const entries = replicationEntryAddresses(topology, region, remote);
+    let next = 0;
+    return (node) => {
+      const redirected = node === undefined ? undefined : nodeReplicationAddress(topology, region, remote, node);
+      if (node !== undefined && redirected === undefined) logLine(`[${region} --> ${remote}] redirect to node ${node}, which the topology does not list; trying an entry node`);
+      const address = redirected ?? (entries[next++ % entries.length] as string);
+      return client(remote, address).Replicate();
+    };
+  };
   const discover = (): void => {
     const p = placement();
     const wanted = new Map<string, { topic: string; remote: string; members: string[]; remoteMayHold: boolean }>();
@@ -197,7 +212,9 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
         const remoteMayHold = p.mayHold(namespace, remote);
         // A link is rebuilt when its replication set or the remote's right to hold the
         // data changes; the new one resumes from the remote's marks like any reconnection.
-        wanted.set(`${topic}\u0000${remote}\u0000${members.join(',')}\u0000${remoteMayHold}`, { topic, remote, members, remoteMayHold });
+        // In a cluster, also when this node starts serving the topic anew (a new log).
+        const generation = deps.log.topicGeneration?.(topic) ?? 0;
+        wanted.set(`${topic}\u0000${remote}\u0000${members.join(',')}\u0000${remoteMayHold}\u0000${generation}`, { topic, remote, members, remoteMayHold });
       }
     }
     // Placement changed (a region left a replication set, or a topic was deleted): stop
@@ -206,7 +223,7 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
       if (wanted.has(key)) continue;
       link.stop();
       links.delete(key);
-      logLine(`[${link.topic}][${region} --> ${link.remote}] link stopped: placement changed`);
+      logLine(`[${link.topic}][${region} --> ${link.remote}] link stopped: placement changed or the topic is no longer served here`);
     }
     for (const [key, { topic, remote, members, remoteMayHold }] of wanted) {
       if (links.has(key)) continue;
@@ -215,7 +232,7 @@ export function startReplicator(config: ReplicatorConfig, deps: ReplicatorDeps):
         local: region,
         remote,
         log: deps.log,
-        openStream: () => client(remote).Replicate(),
+        openStream: streamOpener(remote),
         routes: routesOver(members, remote),
         remoteMayHold,
         nowMs,

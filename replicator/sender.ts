@@ -18,7 +18,8 @@ export interface LinkOptions {
   local: string;
   remote: string;
   log: ReplicationLog;
-  openStream: () => grpc.ClientDuplexStream<unknown, unknown>;
+  /** Opens a stream to the remote region: to node `node` when given (a redirect), else to an entry node. */
+  openStream: (node?: string) => grpc.ClientDuplexStream<unknown, unknown>;
   routes: (origin: string) => boolean;
   remoteMayHold: boolean;
   nowMs: () => number;
@@ -96,6 +97,11 @@ export class LinkSender {
   #syncTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #lingerTimer: NodeJS.Timeout | undefined;
+  /** The node a remote cluster named as the topic's server (ADMQ_ERR_TOPIC_MOVED), for the next connection. */
+  #redirect: string | undefined;
+  /** The node the current stream was opened to (undefined: an entry node). */
+  #target: string | undefined;
+  #redirectsInARow = 0;
   /** The frontiers last sent on this stream, to send only changes. */
   #lastSync = '';
 
@@ -130,9 +136,9 @@ export class LinkSender {
   #connect(): void {
     if (this.state === 'stopped') return;
     this.state = 'connecting';
-    const stream = this.o.openStream();
+    const stream = this.o.openStream(this.#target);
     this.#stream = stream;
-    stream.on('data', (response: { response?: string; marks?: { highWater: Record<string, string> }; ack?: { batchId: string; appended: number; duplicates: number; watermarks: Record<string, string> }; error?: { code: string; message: string } }) => {
+    stream.on('data', (response: { response?: string; marks?: { highWater: Record<string, string> }; ack?: { batchId: string; appended: number; duplicates: number; watermarks: Record<string, string> }; error?: { code: string; message: string; owner?: string } }) => {
       if (stream !== this.#stream) return;
       this.#lastContactMs = this.o.nowMs();
       switch (response.response) {
@@ -140,6 +146,7 @@ export class LinkSender {
           this.#marks = new Map(Object.entries(response.marks?.highWater ?? {}).map(([k, v]) => [k, Number(v)]));
           this.state = 'connected';
           this.#attempt = 0;
+          this.#redirectsInARow = 0;
           this.#stats.consecutiveSkew = 0;
           this.o.logLine(`${this.#tag()} connected; resuming from local offset ${this.#ackedOffset}, remote marks ${JSON.stringify(Object.fromEntries(this.#marks))}`);
           this.#sentOffset = this.#ackedOffset;
@@ -154,6 +161,7 @@ export class LinkSender {
         case 'error': {
           const code = response.error?.code ?? 'unknown';
           this.#lastError = `${code}: ${response.error?.message ?? ''}`;
+          if (code === 'ADMQ_ERR_TOPIC_MOVED' && response.error?.owner) this.#redirect = response.error.owner;
           if (code === 'ADMQ_ERR_CLOCK_SKEW') {
             this.#stats.clockSkewRefusals++;
             this.#stats.consecutiveSkew++;
@@ -187,7 +195,14 @@ export class LinkSender {
     this.#sentOffset = this.#ackedOffset;
     this.state = 'backing-off';
     this.#stats.reconnects++;
-    const delay = backoffMs(this.#attempt++, this.o.random());
+    // A redirect goes to the named node at once, unless redirects go round in circles (a
+    // stale view of ownership somewhere): then it backs off like any failure. Any other
+    // failure starts again from an entry node.
+    this.#target = this.#redirect;
+    this.#redirect = undefined;
+    const immediate = this.#target !== undefined && this.#redirectsInARow++ === 0;
+    if (this.#target === undefined) this.#redirectsInARow = 0;
+    const delay = immediate ? 0 : backoffMs(this.#attempt++, this.o.random());
     this.o.logLine(`${this.#tag()} link down (${this.#lastError ?? 'closed'}); retrying in ${delay} ms`);
     this.#timer = setTimeout(() => this.#connect(), delay);
   }

@@ -30,6 +30,18 @@ export interface BrokerMember {
   /** Between this broker and etcd (its own process, so a partition's leftovers die with it). */
   etcdProxy: ProxyProcess;
   node: NodeProcess | undefined;
+  /** The region's name (default "cluster"). */
+  region: string;
+  /** Further `admq start` arguments, e.g. a topology that lists this broker. */
+  extraArgs: string[];
+}
+
+/** A broker placed by the test: its ports, region and further arguments (e.g. a topology naming it). */
+export interface BrokerPlacement {
+  grpcPort?: number;
+  adminPort?: number;
+  region?: string;
+  args?: string[];
 }
 
 export interface RegionClusterOptions {
@@ -137,11 +149,13 @@ export class RegionCluster {
     member.child = undefined;
   }
 
-  async addBroker(id: string): Promise<BrokerMember> {
-    const [grpcPort, adminPort] = (await freePorts(2)) as [number, number];
+  async addBroker(id: string, placement: BrokerPlacement = {}): Promise<BrokerMember> {
+    const [freeGrpc, freeAdmin] = (await freePorts(2)) as [number, number];
+    const grpcPort = placement.grpcPort ?? freeGrpc;
+    const adminPort = placement.adminPort ?? freeAdmin;
     const [host, port] = this.etcd.endpoint.split(':') as [string, string];
     const etcdProxy = await ProxyProcess.start(host, Number(port), `${id}->etcd`);
-    const member: BrokerMember = { id, grpcPort, adminPort, dataDir: join(this.#root, id), etcdProxy, node: undefined };
+    const member: BrokerMember = { id, grpcPort, adminPort, dataDir: join(this.#root, id), etcdProxy, node: undefined, region: placement.region ?? 'cluster', extraArgs: placement.args ?? [] };
     this.brokers.set(id, member);
     await this.startBroker(id);
     return member;
@@ -151,10 +165,11 @@ export class RegionCluster {
     const member = this.broker(id);
     const quorum = this.options.quorum ?? [3, 3, 2];
     member.node = await startNodeProcess([
-      '--region', 'cluster', '--data-dir', member.dataDir,
+      '--region', member.region, '--data-dir', member.dataDir,
       '--grpc-port', String(member.grpcPort), '--admin-port', String(member.adminPort),
       '--metadata-store', `etcd://${member.etcdProxy.address}`, '--broker-id', id,
       '--ownership-lease-ms', String(this.options.ownershipLeaseMs ?? 3000), '--quorum', quorum.join('/'),
+      ...member.extraArgs,
     ]);
     return member.node;
   }

@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { TopologyError, nextHops, pathTo, validateTopology } from './index.ts';
+import { TopologyError, nextHops, nodeReplicationAddress, pathTo, regionServiceUrl, replicationEntryAddresses, validateTopology, type RegionSpec } from './index.ts';
 
 const seed = Number(process.env.ADMQ_SEED ?? Date.now() % 2 ** 31);
 test.before(() => console.log(`topology property tests: seed ${seed} (replay with ADMQ_SEED=${seed})`));
@@ -99,4 +99,54 @@ test('routing: on any connected graph every member receives each origin’s entr
     { seed, numRuns: 300 },
   );
   t.pass();
+});
+
+test('topology: a region may list its nodes (a regional cluster); the single-node form is unchanged', (t) => {
+  const topo = validateTopology({
+    regions: {
+      shanghai: {
+        nodes: {
+          b1: { grpc: '127.0.0.1:7650', admin: '127.0.0.1:7080', replication: '127.0.0.1:7660' },
+          b2: { grpc: '127.0.0.1:7651', admin: '127.0.0.1:7081', replication: '127.0.0.1:7661', dataDir: 'b2' },
+        },
+      },
+      beijing: regions.beijing,
+    },
+    endpoints: { 'beijing->shanghai/b2': '127.0.0.1:9002', 'shanghai->beijing': '127.0.0.1:9003' },
+    transport: { kind: 'insecure' },
+  });
+  const shanghai = topo.regions.get('shanghai');
+  t.true(shanghai?.clustered);
+  t.deepEqual(shanghai?.nodes.map((n) => n.id), ['b1', 'b2']);
+  t.is(shanghai?.grpc, '127.0.0.1:7650');
+  t.is(regionServiceUrl(shanghai as RegionSpec), 'ipv4:127.0.0.1:7650,127.0.0.1:7651');
+  // Links into the cluster may start at any broker; a redirect goes to the named one, through its endpoint if set.
+  t.deepEqual(replicationEntryAddresses(topo, 'beijing', 'shanghai'), ['127.0.0.1:7660', '127.0.0.1:9002']);
+  t.is(nodeReplicationAddress(topo, 'beijing', 'shanghai', 'b1'), '127.0.0.1:7660');
+  t.is(nodeReplicationAddress(topo, 'beijing', 'shanghai', 'b2'), '127.0.0.1:9002');
+  t.is(nodeReplicationAddress(topo, 'beijing', 'shanghai', 'b3'), undefined);
+  const beijing = topo.regions.get('beijing');
+  t.false(beijing?.clustered);
+  t.deepEqual(beijing?.nodes, [{ id: 'beijing', ...regions.beijing }]);
+  t.is(regionServiceUrl(beijing as RegionSpec), regions.beijing.grpc);
+  t.deepEqual(replicationEntryAddresses(topo, 'shanghai', 'beijing'), ['127.0.0.1:9003']);
+  t.is(nodeReplicationAddress(topo, 'shanghai', 'beijing', 'beijing'), '127.0.0.1:9003');
+});
+
+test('topology: errors in a region\'s nodes name the field', (t) => {
+  const node = { grpc: '127.0.0.1:7650', admin: '127.0.0.1:7080', replication: '127.0.0.1:7660' };
+  const cases: Array<[unknown, string, RegExp]> = [
+    [{ regions: { a: { nodes: {} } }, transport: { kind: 'insecure' } }, 'regions.a.nodes', /must map broker ids/],
+    [{ regions: { a: { nodes: { b1: node }, grpc: '127.0.0.1:1' } }, transport: { kind: 'insecure' } }, 'regions.a.grpc', /endpoints per node/],
+    [{ regions: { a: { nodes: { 'b 1': node } } }, transport: { kind: 'insecure' } }, 'regions.a.nodes.b 1', /node id/],
+    [{ regions: { a: { nodes: { b1: { ...node, grpc: 'x' } } } }, transport: { kind: 'insecure' } }, 'regions.a.nodes.b1.grpc', /host:port/],
+    [{ regions: { a: { nodes: { b1: { ...node, extra: 1 } } } }, transport: { kind: 'insecure' } }, 'regions.a.nodes.b1.extra', /unknown field/],
+    [{ regions: { a: { nodes: { b1: node, b2: node } } }, transport: { kind: 'insecure' } }, 'regions.a.nodes.b2.grpc', /also regions.a.nodes.b1.grpc/],
+    [{ regions: { a: { nodes: { b1: node } }, b: regions.beijing }, endpoints: { 'b->a/b9': '127.0.0.1:1' }, transport: { kind: 'insecure' } }, 'endpoints.b->a/b9', /no node "b9"/],
+  ];
+  for (const [doc, field, reason] of cases) {
+    const error = t.throws(() => validateTopology(doc), { instanceOf: TopologyError });
+    t.is((error as TopologyError).field, field);
+    t.regex(error?.message ?? '', reason);
+  }
 });

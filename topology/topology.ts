@@ -8,8 +8,10 @@ import { DEFAULT_RPO_TARGET_MS, parseLagHistorySettings, parseRpoTargetMs, type 
 
 export type TransportKind = 'tlcp' | 'tls' | 'insecure';
 
-export interface RegionSpec {
-  name: string;
+/** One node of a region: a standalone region node, or one broker of a regional cluster. */
+export interface NodeSpec {
+  /** The region's name for a single-node region; the broker id (`--broker-id`) in a cluster. */
+  id: string;
   /** Client gRPC API, host:port. */
   grpc: string;
   /** Admin REST API, host:port. */
@@ -17,6 +19,22 @@ export interface RegionSpec {
   /** Replication listener, host:port: where other regions' replicators connect. */
   replication: string;
   dataDir?: string;
+}
+
+export interface RegionSpec {
+  name: string;
+  /** The first node's endpoints (the region's only node unless it is a cluster). */
+  grpc: string;
+  admin: string;
+  replication: string;
+  dataDir?: string;
+  /**
+   * The region's nodes, at least one. Several: the region is a regional cluster whose
+   * brokers each serve (and replicate) the topics they own.
+   */
+  nodes: NodeSpec[];
+  /** Whether the document listed `nodes` (a cluster), rather than one node's endpoints. */
+  clustered: boolean;
 }
 
 export interface TenantSpec {
@@ -63,6 +81,7 @@ export interface Topology {
 const REGION_NAME = /^[a-z][a-z0-9-]{0,62}$/;
 const NAME_PART = /^[a-zA-Z0-9_.=-]+$/;
 const HOST_PORT = /^[^\s:]+:(\d{1,5})$/;
+const NODE_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -121,28 +140,60 @@ export function validateTopology(doc: unknown): Topology {
   if (!isRecord(doc.regions) || Object.keys(doc.regions).length === 0) throw new TopologyError('regions', 'must map region names to their endpoints');
   const regions = new Map<string, RegionSpec>();
   const seen = new Map<string, string>();
-  for (const [name, spec] of Object.entries(doc.regions)) {
-    if (!REGION_NAME.test(name)) throw new TopologyError(`regions.${name}`, 'a region name is lowercase letters, digits and "-", starting with a letter');
-    if (!isRecord(spec)) throw new TopologyError(`regions.${name}`, 'must be a mapping with grpc, admin and replication');
-    const region: RegionSpec = {
-      name,
-      grpc: hostPort(`regions.${name}.grpc`, spec.grpc),
-      admin: hostPort(`regions.${name}.admin`, spec.admin),
-      replication: hostPort(`regions.${name}.replication`, spec.replication),
+  const node = (field: string, id: string, spec: unknown, strict: boolean): NodeSpec => {
+    if (!isRecord(spec)) throw new TopologyError(field, 'must be a mapping with grpc, admin and replication');
+    // The single-node form never refused extra fields; existing files must keep loading.
+    for (const key of strict ? Object.keys(spec) : []) {
+      if (!['grpc', 'admin', 'replication', 'dataDir'].includes(key)) throw new TopologyError(`${field}.${key}`, 'unknown field');
+    }
+    const out: NodeSpec = {
+      id,
+      grpc: hostPort(`${field}.grpc`, spec.grpc),
+      admin: hostPort(`${field}.admin`, spec.admin),
+      replication: hostPort(`${field}.replication`, spec.replication),
     };
     if (spec.dataDir !== undefined) {
-      if (typeof spec.dataDir !== 'string') throw new TopologyError(`regions.${name}.dataDir`, 'must be a path');
-      region.dataDir = spec.dataDir;
+      if (typeof spec.dataDir !== 'string') throw new TopologyError(`${field}.dataDir`, 'must be a path');
+      out.dataDir = spec.dataDir;
     }
-    for (const field of ['grpc', 'admin', 'replication'] as const) {
-      const address = region[field];
+    for (const endpoint of ['grpc', 'admin', 'replication'] as const) {
+      const address = out[endpoint];
       if (!address.endsWith(':0')) {
         const other = seen.get(address);
-        if (other) throw new TopologyError(`regions.${name}.${field}`, `address ${address} is also ${other}`);
-        seen.set(address, `regions.${name}.${field}`);
+        if (other) throw new TopologyError(`${field}.${endpoint}`, `address ${address} is also ${other}`);
+        seen.set(address, `${field}.${endpoint}`);
       }
     }
-    regions.set(name, region);
+    return out;
+  };
+  for (const [name, spec] of Object.entries(doc.regions)) {
+    if (!REGION_NAME.test(name)) throw new TopologyError(`regions.${name}`, 'a region name is lowercase letters, digits and "-", starting with a letter');
+    if (!isRecord(spec)) throw new TopologyError(`regions.${name}`, 'must be a mapping with grpc, admin and replication, or with nodes');
+    let nodes: NodeSpec[];
+    if (spec.nodes === undefined) {
+      // One node: the form every topology had before regions could be clusters.
+      nodes = [node(`regions.${name}`, name, spec, false)];
+    } else {
+      const extra = Object.keys(spec).find((key) => key !== 'nodes');
+      if (extra !== undefined) throw new TopologyError(`regions.${name}.${extra}`, 'a region with nodes sets endpoints per node, under nodes');
+      if (!isRecord(spec.nodes) || Object.keys(spec.nodes).length === 0) {
+        throw new TopologyError(`regions.${name}.nodes`, 'must map broker ids to their endpoints (grpc, admin, replication)');
+      }
+      nodes = Object.entries(spec.nodes).map(([id, nodeSpec]) => {
+        if (!NODE_ID.test(id)) throw new TopologyError(`regions.${name}.nodes.${id}`, "a node id (the broker id) is letters, digits, '_', '.' or '-'");
+        return node(`regions.${name}.nodes.${id}`, id, nodeSpec, true);
+      });
+    }
+    const first = nodes[0] as NodeSpec;
+    regions.set(name, {
+      name,
+      grpc: first.grpc,
+      admin: first.admin,
+      replication: first.replication,
+      ...(first.dataDir !== undefined && { dataDir: first.dataDir }),
+      nodes,
+      clustered: spec.nodes !== undefined,
+    });
   }
 
   const names = [...regions.keys()].sort();
@@ -160,11 +211,15 @@ export function validateTopology(doc: unknown): Topology {
 
   const endpoints = new Map<string, string>();
   if (doc.endpoints !== undefined) {
-    if (!isRecord(doc.endpoints)) throw new TopologyError('endpoints', 'must map "from->to" to host:port');
+    if (!isRecord(doc.endpoints)) throw new TopologyError('endpoints', 'must map "from->to" (or "from->to/node") to host:port');
     for (const [key, value] of Object.entries(doc.endpoints)) {
-      const [from, to] = key.split('->');
-      if (!from || !to || !regions.has(from) || !regions.has(to)) throw new TopologyError(`endpoints.${key}`, 'key must be "from->to" with known regions');
-      endpoints.set(linkKey(from, to), hostPort(`endpoints.${key}`, value));
+      const [from, target] = key.split('->');
+      const [to, nodeId, ...rest] = (target ?? '').split('/');
+      if (!from || !to || rest.length > 0 || !regions.has(from) || !regions.has(to)) throw new TopologyError(`endpoints.${key}`, 'key must be "from->to" or "from->to/node" with known regions');
+      if (nodeId !== undefined && !regions.get(to)?.nodes.some((n) => n.id === nodeId)) {
+        throw new TopologyError(`endpoints.${key}`, `region ${to} has no node "${nodeId}"`);
+      }
+      endpoints.set(nodeId === undefined ? linkKey(from, to) : nodeLinkKey(from, to, nodeId), hostPort(`endpoints.${key}`, value));
     }
   }
 
@@ -235,9 +290,46 @@ export function validateTopology(doc: unknown): Topology {
   return { regions, links, endpoints, tenants, namespaces, transport, maxClockOffsetMs, subscriptionSyncIntervalMs, lagHistory, rpoTargetMs };
 }
 
-/** The address region `from` dials to reach `to`'s replication listener. */
+export function nodeLinkKey(from: string, to: string, node: string): string {
+  return `${from}->${to}/${node}`;
+}
+
+/** The address region `from` dials to reach `to`'s replication listener (its first node's, for a cluster). */
 export function replicationAddress(topology: Topology, from: string, to: string): string {
-  return topology.endpoints.get(linkKey(from, to)) ?? (topology.regions.get(to) as RegionSpec).replication;
+  const region = topology.regions.get(to) as RegionSpec;
+  return topology.endpoints.get(linkKey(from, to)) ?? nodeReplicationAddress(topology, from, to, region.nodes[0]?.id ?? to) ?? region.replication;
+}
+
+/**
+ * The address region `from` dials to reach node `node` of region `to` (a broker that
+ * serves a topic): the topology's `from->to/node` endpoint, else the node's own listener;
+ * for a single-node region the `from->to` endpoint applies too. Undefined for an unknown node.
+ */
+export function nodeReplicationAddress(topology: Topology, from: string, to: string, node: string): string | undefined {
+  const region = topology.regions.get(to);
+  const spec = region?.nodes.find((n) => n.id === node);
+  if (!region || !spec) return undefined;
+  return topology.endpoints.get(nodeLinkKey(from, to, node)) ?? (region.clustered ? undefined : topology.endpoints.get(linkKey(from, to))) ?? spec.replication;
+}
+
+/**
+ * Where region `from` may open a link into `to`, in the order to try them: the `from->to`
+ * endpoint alone when the topology sets one (a proxy or balancer in front of the region),
+ * otherwise every node of the region (any broker redirects to the one serving the topic).
+ */
+export function replicationEntryAddresses(topology: Topology, from: string, to: string): string[] {
+  const region = topology.regions.get(to) as RegionSpec;
+  const fixed = topology.endpoints.get(linkKey(from, to));
+  if (fixed !== undefined) return [fixed];
+  return region.nodes.map((n) => nodeReplicationAddress(topology, from, to, n.id) as string);
+}
+
+/**
+ * The gRPC service URL clients use for a region: its one node's address, or every broker
+ * of a cluster in the `ipv4:host:port,host:port` form (a client asks the next on failure).
+ */
+export function regionServiceUrl(region: RegionSpec): string {
+  return region.nodes.length === 1 ? region.grpc : `ipv4:${region.nodes.map((n) => n.grpc).join(',')}`;
 }
 
 export function neighbours(topology: Topology, region: string): string[] {

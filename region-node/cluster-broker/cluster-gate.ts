@@ -32,14 +32,30 @@ interface Served {
   topicId: number;
 }
 
-export function topicMoved(topic: string, owner?: string): AdmqError {
-  return new AdmqError(ErrorCode.TopicMoved, owner ? `topic ${topic} is served by another broker: owner=${owner}` : `topic ${topic} is not served by this broker now; look it up again`);
+/** ADMQ_ERR_TOPIC_MOVED; names the serving broker when known (its id too, for replication redirects). */
+export class TopicMovedError extends AdmqError {
+  /**
+   * The serving broker's id, as the topology lists it: a replication receiver sends it back
+   * (replicator/receiver.ts reads `owner`), and the link reconnects to that broker.
+   */
+  readonly owner: string | undefined;
+  constructor(topic: string, owner?: { brokerId: string; grpcAddress: string }) {
+    super(ErrorCode.TopicMoved, owner ? `topic ${topic} is served by another broker: owner=${owner.grpcAddress}` : `topic ${topic} is not served by this broker now; look it up again`);
+    this.owner = owner?.brokerId;
+  }
+}
+
+export function topicMoved(topic: string, owner?: { brokerId: string; grpcAddress: string }): AdmqError {
+  return new TopicMovedError(topic, owner);
 }
 
 export class ClusterGate implements TopicGate {
   readonly #served = new Map<string, Served>();
   readonly #byTopicId = new Map<number, Served>();
   readonly #preparing = new Map<string, Promise<void>>();
+  /** Per topic, how many times this broker started serving it (replication links restart on a change). */
+  readonly #generations = new Map<string, number>();
+  readonly #servingListeners = new Set<(topic: string, serving: boolean) => void>();
   #closed = false;
 
   constructor(
@@ -86,7 +102,7 @@ export class ClusterGate implements TopicGate {
       throw new AdmqError(ErrorCode.BadRequest, `topic "${name.full}" is partitioned (${record.partitions} partitions); address a partition such as ${name.full}-partition-0`);
     }
     const owner = await this.ownership.lookup(name.full);
-    if (owner.brokerId !== this.ownership.brokerId) throw topicMoved(name.full, owner.grpcAddress);
+    if (owner.brokerId !== this.ownership.brokerId) throw topicMoved(name.full, owner);
     await this.ownership.ensureOwned(name.full);
     // Ownership must hold, unbroken, from before the takeover until the topic is served: an
     // epoch that changed means another broker may have owned (and written) it meanwhile.
@@ -106,7 +122,9 @@ export class ClusterGate implements TopicGate {
       };
       this.#served.set(name.full, served);
       this.#byTopicId.set(record.id, served);
+      this.#generations.set(name.full, (this.#generations.get(name.full) ?? 0) + 1);
       this.broker.topic(name);
+      this.#announce(name.full, true);
       this.log(`[cluster] ${name.full}: serving from offset ${log.firstOffset} to ${log.nextOffset} (taken over in ${Date.now() - started} ms)`);
     } catch (error) {
       await ledgers.close(false);
@@ -127,10 +145,35 @@ export class ClusterGate implements TopicGate {
     if (served) {
       this.#served.delete(name.full);
       this.#byTopicId.delete(served.topicId);
+      this.#announce(name.full, false);
       await served.ledgers.close(true);
     }
     // A topic created again under this name starts with no ledgers and no cursors.
     await TopicLedgers.remove(name.full, this.metadata, this.ledgers);
+  }
+
+  /** How many times this broker started serving the topic (0: never). */
+  generation(topic: string): number {
+    return this.#generations.get(topic) ?? 0;
+  }
+
+  /**
+   * Called when this broker starts or stops serving a topic. A stop is announced before the
+   * topic's log is unloaded, so that what reads the log (replication links) can stop first.
+   */
+  onServingChange(listener: (topic: string, serving: boolean) => void): () => void {
+    this.#servingListeners.add(listener);
+    return () => this.#servingListeners.delete(listener);
+  }
+
+  #announce(topic: string, serving: boolean): void {
+    for (const listener of this.#servingListeners) {
+      try {
+        listener(topic, serving);
+      } catch (error) {
+        this.log(`[cluster] ${topic}: a serving listener failed: ${(error as Error).message}`);
+      }
+    }
   }
 
   /** Topics served now (for load reports and tests). */
@@ -148,6 +191,7 @@ export class ClusterGate implements TopicGate {
     if (!served) return Promise.resolve();
     this.#served.delete(topic);
     this.#byTopicId.delete(served.topicId);
+    this.#announce(topic, false);
     this.broker.unloadTopic(topic, reason);
     this.log(`[cluster] ${topic}: no longer served here (${reason.message})`);
     return served.ledgers.close(release);
