@@ -97,6 +97,9 @@ export class LinkSender {
   #syncTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #lingerTimer: NodeJS.Timeout | undefined;
+  /** A batch went out in this event-loop turn; the next one waits for `#nextTurn`. */
+  #shippedThisTurn = false;
+  #nextTurn: NodeJS.Immediate | undefined;
   /** The node a remote cluster named as the topic's server (ADMQ_ERR_TOPIC_MOVED), for the next connection. */
   #redirect: string | undefined;
   /** The node the current stream was opened to (undefined: an entry node). */
@@ -241,6 +244,12 @@ export class LinkSender {
     try {
       const tail = this.o.log.tail(this.o.topic);
       while (this.#windowOpen() && this.#sentOffset < tail) {
+        // One batch per event-loop turn: its bytes leave (grpc-js and the socket write
+        // after this turn) while the next one is read and encoded, and acks and other
+        // links get their turn. Filling a 16 MiB window in one go kept the first byte of
+        // a catch-up on this side for a quarter of a second. The turn after a batch
+        // pumps again.
+        if (this.#shippedThisTurn) break;
         const entries = this.o.log.read(this.o.topic, this.#sentOffset, this.o.batchEntriesMax);
         if (entries.length === 0) break;
         let end = this.#sentOffset;
@@ -275,10 +284,21 @@ export class LinkSender {
         }
         this.#inflight.push({ batchId, endOffset: end, entries: selection.ship.length, bytes: shippedBytes, publishTimes: selection.ship.map((e) => e.publishTimeMs), ...(spans.length > 0 && { spans }) });
         this.#stream.write(encodeBatchRequest(batchId, selection.ship));
+        this.#shippedThisTurn = true;
+        this.#schedulePumpNextTurn();
       }
     } finally {
       this.#pumping = false;
     }
+  }
+
+  #schedulePumpNextTurn(): void {
+    if (this.#nextTurn) return;
+    this.#nextTurn = setImmediate(() => {
+      this.#nextTurn = undefined;
+      this.#shippedThisTurn = false;
+      this.#pump();
+    });
   }
 
   /** Replicated subscriptions: sends the topic's acked frontiers if they changed since the last time. */
@@ -403,6 +423,7 @@ export class LinkSender {
     if (this.#syncTimer) clearInterval(this.#syncTimer);
     if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
     if (this.#lingerTimer) clearTimeout(this.#lingerTimer);
+    if (this.#nextTurn) clearImmediate(this.#nextTurn);
     this.#unsubscribe();
     const stream = this.#stream;
     this.#stream = undefined;
