@@ -236,6 +236,17 @@ test.serial('replication: a clustered region (2 brokers, 3 storage nodes) and a 
     throw error;
   });
 
+  // A change sent to the broker of a that does not serve the placement topic is passed on
+  // to the one that does, and reaches b: an operator may use any broker's admin API.
+  const placementServer = (await d.brokerAdmin(BROKERS[0] as string).call<{ brokerId: string }>('GET', '/cluster/lookup/__admq/control/placement')).brokerId;
+  const notServing = BROKERS.find((id) => id !== placementServer) as string;
+  await d.brokerAdmin(notServing).call('POST', '/tenants/treasury/placement', { allowedRegions: REGIONS, homeRegion: 'a' });
+  await waitFor(
+    async () => (await d.bAdmin.call<{ tenants: Array<{ name: string; homeRegion: string }> }>('GET', '/placement')).tenants.some((tenant) => tenant.name === 'treasury' && tenant.homeRegion === 'a'),
+    30_000,
+    `tenant treasury, set through ${notServing} (the placement topic is served by ${placementServer}), in b`,
+  );
+
   // Phase 2: both write again, and the owner is SIGKILLed after a random number of a's sends.
   const second = 600;
   const killAfter = 100 + Math.floor(random() * 300);

@@ -1,6 +1,7 @@
 // The admin REST API: JSON over HTTP, for the CLI, curl and the future console.
 // Every route is listed in docs/admin-api.md. Errors are {"code": "ADMQ_ERR_…", "message": "…"}.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { request } from 'undici';
 import { ErrorCode } from '../proto/index.ts';
 import type { Broker } from './broker/broker.ts';
 import { AdmqError, BadRequestError, httpStatusOf, toAdmqError } from './errors.ts';
@@ -89,6 +90,28 @@ export interface AdminClusterHooks {
   status(): unknown;
   /** Which broker serves a topic (assigning it first if nobody does). */
   lookup(topic: string): Promise<unknown>;
+  /**
+   * Where a write that failed with `error` goes instead: the admin URL of the broker that
+   * serves the placement topic, when `error` says another broker serves it; else undefined.
+   */
+  placementOwnerAdminUrl(error: unknown): string | undefined;
+}
+
+/** Marks a request one broker passed to another, so that it is passed on at most once. */
+const FORWARDED_HEADER = 'x-admq-forwarded-by';
+
+/** Sends a write to the broker that can carry it out and relays its answer. */
+async function forward(res: ServerResponse, target: string, method: string, pathAndQuery: string, body: unknown, from: string): Promise<void> {
+  const answer = await request(`${target.replace(/\/+$/, '')}/admin/v1${pathAndQuery}`, {
+    method: method as 'POST',
+    headers: { 'content-type': 'application/json', [FORWARDED_HEADER]: from },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+    headersTimeout: 30_000,
+    bodyTimeout: 30_000,
+  });
+  const text = await answer.body.text();
+  res.writeHead(answer.statusCode, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
 }
 
 function msParameter(query: URLSearchParams, name: string): number {
@@ -333,11 +356,21 @@ export function startAdminServer(options: {
       matchedPath = true;
       if (route.method !== req.method) continue;
       const params = match.slice(1).map((s) => decodeURIComponent(s));
+      let body: unknown;
       readBody(req)
-        .then((body) => route.handler(params, body, url.searchParams))
+        .then((read) => route.handler(params, (body = read), url.searchParams))
         .then(
           (value) => send(res, value === undefined ? 204 : req.method === 'PUT' ? 201 : 200, value),
           (error: unknown) => {
+            // In a regional cluster a placement change is made by the broker that serves the
+            // placement topic: any other broker passes the request on to it, once.
+            const target = req.method !== 'GET' && req.headers[FORWARDED_HEADER] === undefined ? options.cluster?.()?.placementOwnerAdminUrl(error) : undefined;
+            if (target) {
+              forward(res, target, req.method ?? 'POST', `${path.replace(/^\/admin\/v1/, '')}${url.search}`, body, options.info().adminUrl as string).catch((failure: unknown) => {
+                send(res, 502, { code: ErrorCode.Connection, message: `could not pass the request on to ${target}: ${(failure as Error).message}` });
+              });
+              return;
+            }
             const typed = toAdmqError(error);
             if (typed.code === ErrorCode.Internal) options.log(`[admin] ${req.method} ${path} failed: ${typed.stack ?? typed.message}`);
             send(res, httpStatusOf(typed.code), { code: typed.code, message: typed.message });

@@ -12,7 +12,8 @@ import { installHttp2ServerWindows } from './http2-window.ts';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DEFAULT_CONFLICT_POLICY_SPEC, createConflictPolicy, type ConflictPolicy } from '../conflict/index.ts';
-import { loadTopology, regionServiceUrl, type NodeSpec, type Topology } from '../topology/index.ts';
+import { PLACEMENT_TOPIC, loadTopology, regionServiceUrl, type NodeSpec, type Topology } from '../topology/index.ts';
+import { parseTopicName } from './names.ts';
 import { ConfigError } from './errors.ts';
 import { startReplication, type ReplicationRuntime } from './replication-setup.ts';
 import { PlacementStore } from './placement-store.ts';
@@ -171,6 +172,12 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
           lookup: async (topic: string) => {
             if (!cluster.coordinator) throw new AdmqError(ErrorCode.ShuttingDown, 'the broker has not joined its cluster yet; retry');
             return cluster.coordinator.lookup(topic);
+          },
+          placementOwnerAdminUrl: (error: unknown) => {
+            const moved = error as { code?: string; owner?: string; topic?: string };
+            if (moved.code !== ErrorCode.TopicMoved || !moved.owner || moved.topic === undefined) return undefined;
+            if (parseTopicName(moved.topic).full !== parseTopicName(PLACEMENT_TOPIC).full) return undefined;
+            return cluster.coordinator?.brokers().find((b) => b.brokerId === moved.owner)?.adminUrl;
           },
         }),
       }),

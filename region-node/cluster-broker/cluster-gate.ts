@@ -39,9 +39,12 @@ export class TopicMovedError extends AdmqError {
    * (replicator/receiver.ts reads `owner`), and the link reconnects to that broker.
    */
   readonly owner: string | undefined;
+  /** The topic that is served elsewhere, as given. */
+  readonly topic: string;
   constructor(topic: string, owner?: { brokerId: string; grpcAddress: string }) {
     super(ErrorCode.TopicMoved, owner ? `topic ${topic} is served by another broker: owner=${owner.grpcAddress}` : `topic ${topic} is not served by this broker now; look it up again`);
     this.owner = owner?.brokerId;
+    this.topic = topic;
   }
 }
 
