@@ -8,6 +8,7 @@ import { AdminClient, AdmqClient, type Message } from '../client/index.ts';
 import { prepareDev } from '../cli/dev.ts';
 import { freePorts, startNodeProcess, waitFor, type NodeProcess } from '../test-support/processes.ts';
 import { FaultProxy } from './fault-proxy.ts';
+import { NetworkProcess, type LinkProxy } from './network-process.ts';
 
 export interface ClusterOptions {
   /** Environment of every region's process (e.g. OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). */
@@ -25,6 +26,12 @@ export interface ClusterOptions {
   /** Per-region clock skew in ms, through the node's injected clock. */
   clockSkewMs?: Record<string, number>;
   log?: (line: string) => void;
+  /**
+   * Where the link proxies run: in this process (the default; changes apply at once), or
+   * in a process of their own (`process`), so that this process's load cannot add jitter
+   * to the simulated network (benchmarks; await `networkSettled()` after a change).
+   */
+  network?: 'in-process' | 'process';
 }
 
 interface RegionRuntime {
@@ -41,7 +48,8 @@ export class Cluster {
   readonly topologyPath: string;
   readonly regions = new Map<string, RegionRuntime>();
   /** Proxy of each directed link, keyed "from->to". */
-  readonly proxies = new Map<string, FaultProxy>();
+  readonly proxies = new Map<string, LinkProxy>();
+  #network: NetworkProcess | undefined;
   readonly #options: ClusterOptions;
   #skew: Record<string, number>;
   /** Bumped whenever a region moves ports and the topology file is rewritten. */
@@ -69,11 +77,20 @@ export class Cluster {
     const picked = await freePorts(options.regions.length * 3);
     options.regions.forEach((r, i) => ports.set(r, { grpc: picked[3 * i] as number, admin: picked[3 * i + 1] as number, replication: picked[3 * i + 2] as number }));
     const links = options.links ?? options.regions.flatMap((a, i) => options.regions.slice(i + 1).map((b) => [a, b] as [string, string]));
-    const proxies = new Map<string, FaultProxy>();
-    for (const [a, b] of links) {
-      for (const [from, to] of [[a, b], [b, a]] as Array<[string, string]>) {
-        proxies.set(`${from}->${to}`, await FaultProxy.start({ targetHost: '127.0.0.1', targetPort: (ports.get(to) as { replication: number }).replication, name: `${from}->${to}` }));
+    const proxies = new Map<string, LinkProxy>();
+    const network = options.network === 'process' ? NetworkProcess.start() : undefined;
+    try {
+      for (const [a, b] of links) {
+        for (const [from, to] of [[a, b], [b, a]] as Array<[string, string]>) {
+          const targetPort = (ports.get(to) as { replication: number }).replication;
+          const name = `${from}->${to}`;
+          proxies.set(name, network ? await network.proxy(name, targetPort) : await FaultProxy.start({ targetHost: '127.0.0.1', targetPort, name }));
+        }
       }
+    } catch (error) {
+      for (const proxy of proxies.values()) await proxy.close();
+      await network?.stop();
+      throw error;
     }
     const topology = {
       regions: Object.fromEntries(
@@ -95,6 +112,7 @@ export class Cluster {
     writeFileSync(topologyPath, JSON.stringify(topology, null, 2));
     const cluster = new Cluster(options, dir, topologyPath, topology);
     for (const [key, proxy] of proxies) cluster.proxies.set(key, proxy);
+    cluster.#network = network;
     for (const r of options.regions) {
       const p = ports.get(r) as { grpc: number; admin: number; replication: number };
       cluster.regions.set(r, { name: r, grpcPort: p.grpc, adminPort: p.admin, replicationPort: p.replication, process: undefined, client: undefined });
@@ -322,5 +340,11 @@ export class Cluster {
       }
     }
     for (const proxy of this.proxies.values()) await proxy.close();
+    await this.#network?.stop();
+  }
+
+  /** Resolves once every proxy change so far is in force (at once for in-process proxies). */
+  async networkSettled(): Promise<void> {
+    await this.#network?.settled();
   }
 }

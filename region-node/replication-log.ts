@@ -70,7 +70,9 @@ export function createReplicationLog(broker: Broker, cluster?: ClusterServing): 
       return created;
     },
     appendReplicated: async (topic, entries: ReplicatedEntry[]) => {
-      const results = await store.appendReplicated(logOf(topic), entries.map((e) => ({ ...e, offset: 0 }) as Entry));
+      // The replicator hands the decoded entries over: they become the stored entries, and
+      // the store sets each one's local offset (no copy per entry).
+      const results = await store.appendReplicated(logOf(topic), entries as Entry[]);
       let appended = 0;
       for (const r of results) if (!r.duplicate) appended++;
       return { appended, duplicates: results.length - appended };

@@ -262,6 +262,11 @@ export class GcmKey {
    */
   sealInto(nonce: Buffer, plaintext: Uint8Array, aad: Buffer, out: Buffer, offset: number): void {
     this.setJ0(nonce);
+    if (this.native && this.roundKeys) {
+      // SM4 natively: the whole record in one call.
+      this.native.gcmSeal(this.roundKeys, this.hashKey, this.counter, aad, plaintext, out.subarray(offset, offset + plaintext.length + GCM_TAG_BYTES));
+      return;
+    }
     this.ctrInto(plaintext, out, offset);
     this.tagInto(aad, out.subarray(offset, offset + plaintext.length), out, offset + plaintext.length);
   }
@@ -276,6 +281,10 @@ export class GcmKey {
   open(nonce: Buffer, ciphertext: Uint8Array, tag: Uint8Array, aad: Buffer): Buffer | null {
     if (tag.length !== GCM_TAG_BYTES) return null;
     this.setJ0(nonce);
+    if (this.native && this.roundKeys) {
+      const plaintext = Buffer.allocUnsafe(ciphertext.length);
+      return this.native.gcmOpen(this.roundKeys, this.hashKey, this.counter, aad, ciphertext, tag, plaintext) ? plaintext : null;
+    }
     const expected = Buffer.allocUnsafe(16);
     this.tagInto(aad, ciphertext, expected, 0);
     if (!timingSafeEqual(expected, tag)) return null;

@@ -420,6 +420,7 @@ export class LogStore {
    * position) is already stored. The origin marks commit in the same transaction as the
    * entries, so a crash can neither lose nor duplicate one. A batch carrying a clock too
    * far ahead of ours is refused whole (ClockSkewError): the sender keeps it and retries.
+   * The entries are handed over: the stored ones get their local `offset` set in place.
    */
   appendReplicated(log: TopicLog, entries: Entry[]): Promise<AppendResult[]> {
     if (this.#closed) return Promise.reject(new AdmqError(ErrorCode.ShuttingDown, 'the node is shutting down'));
@@ -660,10 +661,20 @@ export class LogStore {
         if (m.producerName) s.producers.set(m.producerName, markWith(mark, m.sequenceId, offset, true));
         out.push({ sequenceId: m.sequenceId, offset, duplicate: false, hlc });
       }
+      // The highest origin position taken from each origin in this request, and its HLC:
+      // the marks are written once per origin below, not once per entry.
+      let takenOrigin: string | undefined;
+      let takenPosition = -1;
+      let takenHlc = 0n;
+      const settleTaken = (): void => {
+        if (takenOrigin !== undefined) s.origins.set(takenOrigin, { position: takenPosition, hlc: takenHlc.toString() });
+        takenOrigin = undefined;
+      };
       for (const r of request.replicated ?? []) {
         // Dedupe by global id: an entry already stored (through any path) is skipped.
-        const mark = s.origins.get(r.originRegion) ?? log.origins.get(r.originRegion);
-        if (r.originRegion === this.region || (mark && r.originPosition <= mark.position)) {
+        if (r.originRegion !== takenOrigin) settleTaken();
+        const mark = takenOrigin !== undefined ? takenPosition : (s.origins.get(r.originRegion) ?? log.origins.get(r.originRegion))?.position;
+        if (r.originRegion === this.region || (mark !== undefined && r.originPosition <= mark)) {
           out.push({ sequenceId: r.sequenceId, offset: -1, duplicate: true, hlc: r.hlc });
           continue;
         }
@@ -671,7 +682,9 @@ export class LogStore {
         this.clock.advanceTo(r.hlc);
         // Past this point the origin mark advances whatever happens to the entry, so that
         // the sender's resume from our marks never ships it again.
-        s.origins.set(r.originRegion, { position: r.originPosition, hlc: r.hlc.toString() });
+        takenOrigin = r.originRegion;
+        takenPosition = r.originPosition;
+        takenHlc = r.hlc;
         // Producer dedupe across regions: the same (producer, sequence id) accepted by
         // another region first (a producer that failed over and resent) is stored once.
         const producerMark = r.producerName ? (s.producers.get(r.producerName) ?? log.producers.get(r.producerName)) : undefined;
@@ -681,12 +694,16 @@ export class LogStore {
         }
         const offset = s.nextOffset++;
         // Origin fields never change as an entry travels; only the local offset is ours.
-        const stored = { ...r, offset };
+        // The entry is the caller's to give away (appendReplicated), so it takes the
+        // offset in place rather than as a copy.
+        const stored = r;
+        stored.offset = offset;
         log.stageHook?.replicated(stored);
         entries.push(stored);
         if (r.producerName) s.producers.set(r.producerName, markWith(producerMark, r.sequenceId, offset, false));
         out.push({ sequenceId: r.sequenceId, offset, duplicate: false, hlc: r.hlc });
       }
+      settleTaken();
       results.set(request, out);
     }
     for (const [log, entries] of pending) {

@@ -12,6 +12,10 @@ export interface TlsNative {
   sm4CtrXor(roundKeys: Uint8Array, counter: Uint8Array, input: Uint8Array, output: Uint8Array): void;
   /** state = GHASH_H(state, data), data zero-padded to whole 16-byte blocks. */
   ghashUpdate(hashKey: Uint8Array, state: Uint8Array, data: Uint8Array): void;
+  /** One SM4-GCM record: out = ciphertext || tag (out at least 16 bytes longer than the plaintext). */
+  gcmSeal(roundKeys: Uint8Array, hashKey: Uint8Array, j0: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array): void;
+  /** Checks the tag (constant time), then decrypts into `out`; false, with `out` untouched, if the tag is wrong. */
+  gcmOpen(roundKeys: Uint8Array, hashKey: Uint8Array, j0: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, out: Uint8Array): boolean;
 }
 
 export type NativeStatus = { loaded: true } | { loaded: false; reason: string };

@@ -99,4 +99,7 @@ test('native: bad arguments get a typed RangeError or TypeError, never a crash',
   t.throws(() => native?.ghashUpdate(Buffer.alloc(16), Buffer.alloc(8), Buffer.alloc(4)), { instanceOf: RangeError });
   t.throws(() => native?.ghashUpdate('key' as unknown as Uint8Array, Buffer.alloc(16), Buffer.alloc(4)), { instanceOf: TypeError });
   t.throws(() => native?.sm4CtrXor(roundKeys, Buffer.alloc(16), new Uint16Array(4) as unknown as Uint8Array, Buffer.alloc(8)), { instanceOf: TypeError });
+  // A record's output must have room for the tag; a tag must be 16 bytes.
+  t.throws(() => native?.gcmSeal(roundKeys, Buffer.alloc(16), Buffer.alloc(16), Buffer.alloc(13), Buffer.alloc(32), Buffer.alloc(40)), { instanceOf: RangeError });
+  t.throws(() => native?.gcmOpen(roundKeys, Buffer.alloc(16), Buffer.alloc(16), Buffer.alloc(13), Buffer.alloc(32), Buffer.alloc(8), Buffer.alloc(32)), { instanceOf: RangeError });
 });

@@ -212,6 +212,29 @@ GHASH_TARGET static void ghash_update(const uint8_t h[16], uint8_t state[16], co
   _mm_storeu_si128((__m128i*)state, _mm_shuffle_epi8(x, reverse));
 }
 
+// ---- SM4-GCM records in one call ----
+
+// The tag of (aad, ciphertext) under H, masked with E(K, J0), into tag[16].
+static void gcm_tag(const uint32_t rk[32], const uint8_t h[16], const uint8_t j0[16], const uint8_t* aad, size_t aad_length, const uint8_t* ciphertext, size_t length, uint8_t tag[16]) {
+  uint8_t state[16] = {0}, lengths[16], mask[16];
+  ghash_update(h, state, aad, aad_length);
+  ghash_update(h, state, ciphertext, length);
+  uint64_t aad_bits = (uint64_t)aad_length * 8, text_bits = (uint64_t)length * 8;
+  for (int i = 0; i < 8; i++) {
+    lengths[i] = (uint8_t)(aad_bits >> (56 - 8 * i));
+    lengths[8 + i] = (uint8_t)(text_bits >> (56 - 8 * i));
+  }
+  ghash_update(h, state, lengths, 16);
+  sm4_block_scalar(rk, j0, mask);
+  for (int i = 0; i < 16; i++) tag[i] = state[i] ^ mask[i];
+}
+
+// J0 + 1 (inc32): where a record's keystream starts.
+static void first_counter(const uint8_t j0[16], uint8_t counter[16]) {
+  memcpy(counter, j0, 16);
+  store_be32(counter + 12, load_be32(j0 + 12) + 1);
+}
+
 // ---- Support and self-test ----
 
 static int cpu_supported(void) {
@@ -339,6 +362,59 @@ static napi_value js_ghash_update(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// gcmSeal(roundKeys, hashKey, j0, aad, plaintext, out): out[0, n) = ciphertext, out[n, n + 16) = tag
+static napi_value js_gcm_seal(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint8_t *rk, *h, *j0, *aad, *in, *out;
+  size_t rk_length, h_length, j0_length, aad_length, in_length, out_length;
+  if (!require_available(env)) return NULL;
+  if (argc < 6 || !buffer_arg(env, argv[0], &rk, &rk_length) || !buffer_arg(env, argv[1], &h, &h_length) || !buffer_arg(env, argv[2], &j0, &j0_length) || !buffer_arg(env, argv[3], &aad, &aad_length) || !buffer_arg(env, argv[4], &in, &in_length) || !buffer_arg(env, argv[5], &out, &out_length)) return NULL;
+  if (rk_length != 128 || h_length != 16 || j0_length != 16 || out_length < in_length + 16) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "gcmSeal needs 128-byte round keys, a 16-byte hash key and J0, and an output 16 bytes longer than the input");
+    return NULL;
+  }
+  uint32_t words[32];
+  uint8_t counter[16];
+  memcpy(words, rk, sizeof words);
+  first_counter(j0, counter);
+  sm4_ctr_xor(words, counter, in, out, in_length);
+  gcm_tag(words, h, j0, aad, aad_length, out, in_length, out + in_length);
+  return NULL;
+}
+
+// gcmOpen(roundKeys, hashKey, j0, aad, ciphertext, tag, out): true and out = plaintext when
+// the tag verifies (compared in constant time); false, and out untouched, otherwise.
+static napi_value js_gcm_open(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint8_t *rk, *h, *j0, *aad, *in, *tag, *out;
+  size_t rk_length, h_length, j0_length, aad_length, in_length, tag_length, out_length;
+  if (!require_available(env)) return NULL;
+  if (argc < 7 || !buffer_arg(env, argv[0], &rk, &rk_length) || !buffer_arg(env, argv[1], &h, &h_length) || !buffer_arg(env, argv[2], &j0, &j0_length) || !buffer_arg(env, argv[3], &aad, &aad_length) || !buffer_arg(env, argv[4], &in, &in_length) || !buffer_arg(env, argv[5], &tag, &tag_length) || !buffer_arg(env, argv[6], &out, &out_length)) return NULL;
+  if (rk_length != 128 || h_length != 16 || j0_length != 16 || tag_length != 16 || out_length < in_length) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "gcmOpen needs 128-byte round keys, a 16-byte hash key, J0 and tag, and an output as long as the input");
+    return NULL;
+  }
+  uint32_t words[32];
+  uint8_t expected[16], counter[16];
+  memcpy(words, rk, sizeof words);
+  gcm_tag(words, h, j0, aad, aad_length, in, in_length, expected);
+  uint8_t difference = 0;
+  for (int i = 0; i < 16; i++) difference |= (uint8_t)(expected[i] ^ tag[i]);
+  napi_value result;
+  if (difference != 0) {
+    napi_get_boolean(env, false, &result);
+    return result;
+  }
+  first_counter(j0, counter);
+  sm4_ctr_xor(words, counter, in, out, in_length);
+  napi_get_boolean(env, true, &result);
+  return result;
+}
+
 static void export_function(napi_env env, napi_value exports, const char* name, napi_callback callback) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, NULL, &fn);
@@ -351,5 +427,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "sm4Expand", js_sm4_expand);
   export_function(env, exports, "sm4CtrXor", js_sm4_ctr_xor);
   export_function(env, exports, "ghashUpdate", js_ghash_update);
+  export_function(env, exports, "gcmSeal", js_gcm_seal);
+  export_function(env, exports, "gcmOpen", js_gcm_open);
   return exports;
 }
