@@ -14,8 +14,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
-import type { Attributes, Histogram } from '@opentelemetry/api';
+import { AggregationTemporality, DataPointType, MeterProvider, PeriodicExportingMetricReader, type CollectionResult, type IMetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
+import { ValueType, type Attributes, type HrTime } from '@opentelemetry/api';
 
 /** What the metrics read from the node at collection time. */
 export interface MetricsSources {
@@ -69,17 +69,85 @@ function hlcWallMs(decimal: string): number {
   return Number(BigInt(decimal) >> 16n);
 }
 
+/**
+ * The replication delay histogram, aggregated here and handed to the metric readers as a
+ * MetricProducer. It gets one observation per replicated entry, tens of thousands a second
+ * during a catch-up; an OpenTelemetry Histogram.record hashes the attributes on every call,
+ * which cost about 8% of a receiving region's CPU. Here an observation is a bucket search
+ * and four additions on the series of its (topic, origin), found by one Map lookup. The
+ * exported data is what the SDK's explicit-bucket histogram would export: cumulative
+ * counts per bucket, count, sum, min and max.
+ */
+class DelayHistograms implements MetricProducer {
+  readonly #series = new Map<string, { attributes: Attributes; counts: number[]; count: number; sum: number; min: number; max: number }>();
+  readonly #startTime: HrTime = msToHrTime(Date.now());
+
+  record(topic: string, origin: string, ms: number): void {
+    const key = `${topic}\u0000${origin}`;
+    let series = this.#series.get(key);
+    if (!series) {
+      series = { attributes: { ...SYSTEM, 'messaging.destination.name': topic, 'admq.region.origin': origin }, counts: new Array<number>(DELAY_BUCKETS_MS.length + 1).fill(0), count: 0, sum: 0, min: Infinity, max: -Infinity };
+      this.#series.set(key, series);
+    }
+    // Bounds are inclusive upper bounds, as OpenTelemetry's explicit buckets are.
+    let low = 0;
+    let high = DELAY_BUCKETS_MS.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (ms <= (DELAY_BUCKETS_MS[mid] as number)) high = mid;
+      else low = mid + 1;
+    }
+    series.counts[low] = (series.counts[low] as number) + 1;
+    series.count++;
+    series.sum += ms;
+    if (ms < series.min) series.min = ms;
+    if (ms > series.max) series.max = ms;
+  }
+
+  async collect(): Promise<CollectionResult> {
+    const endTime = msToHrTime(Date.now());
+    return {
+      errors: [],
+      resourceMetrics: {
+        // The reader keeps its own provider's resource and takes only the scope metrics.
+        resource: resourceFromAttributes({}),
+        scopeMetrics: [
+          {
+            scope: { name: 'admq' },
+            metrics: [
+              {
+                descriptor: { name: 'admq.replication.commit_delay', description: 'Per replicated entry: from its commit in the origin region to durable here', unit: 'ms', valueType: ValueType.DOUBLE },
+                aggregationTemporality: AggregationTemporality.CUMULATIVE,
+                dataPointType: DataPointType.HISTOGRAM,
+                dataPoints: [...this.#series.values()].map((series) => ({
+                  startTime: this.#startTime,
+                  endTime,
+                  attributes: series.attributes,
+                  value: { buckets: { boundaries: DELAY_BUCKETS_MS, counts: [...series.counts] }, count: series.count, sum: series.sum, min: series.min, max: series.max },
+                })),
+              },
+            ],
+          },
+        ],
+      },
+    };
+  }
+}
+
+function msToHrTime(ms: number): HrTime {
+  return [Math.floor(ms / 1000), (ms % 1000) * 1_000_000];
+}
+
 export class NodeMetrics {
   readonly #provider: MeterProvider;
   readonly #prometheus: PrometheusExporter;
-  readonly #delay: Histogram;
-  readonly #delayAttributes = new Map<string, Attributes>();
+  readonly #delay = new DelayHistograms();
 
   constructor(options: MetricsOptions) {
-    this.#prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
+    this.#prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, metricProducers: [this.#delay] });
     const readers: IMetricReader[] = [this.#prometheus];
     if (options.otlpUrl) {
-      readers.push(new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter({ url: options.otlpUrl }), exportIntervalMillis: options.otlpIntervalMs ?? 10_000 }));
+      readers.push(new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter({ url: options.otlpUrl }), exportIntervalMillis: options.otlpIntervalMs ?? 10_000, metricProducers: [this.#delay] }));
     }
     this.#provider = new MeterProvider({
       resource: resourceFromAttributes({ 'service.name': 'admq-region-node', 'admq.region': options.region }),
@@ -155,20 +223,11 @@ export class NodeMetrics {
       [linkBacklog, linkBacklogBytes, linkDelay, linkThroughput, shipped, shippedBytes, withheld, reconnects, linkState, refusals, watermark, maxSkew, duplicates],
     );
 
-    this.#delay = meter.createHistogram('admq.replication.commit_delay', {
-      description: 'Per replicated entry: from its commit in the origin region to durable here',
-      unit: 'ms',
-      advice: { explicitBucketBoundaries: DELAY_BUCKETS_MS },
-    });
   }
 
   /** One replicated entry became durable here `ms` after its commit in `origin`. */
   observeReplicationDelay(topic: string, origin: string, ms: number): void {
-    // One attributes object per (topic, origin), not one per entry: this runs for every replicated entry.
-    const key = `${topic}\u0000${origin}`;
-    let attributes = this.#delayAttributes.get(key);
-    if (!attributes) this.#delayAttributes.set(key, (attributes = { ...SYSTEM, 'messaging.destination.name': topic, 'admq.region.origin': origin }));
-    this.#delay.record(ms, attributes);
+    this.#delay.record(topic, origin, ms);
   }
 
   /** Serves the Prometheus text format (GET /metrics). */
