@@ -755,9 +755,11 @@ export class LogStore {
     const out: Entry[] = [];
     const end = log.durableNextOffset;
     let position = Math.max(fromOffset, log.firstOffset);
-    while (position < end && out.length < maxEntries) {
-      const chunk = this.#chunkContaining(log, position);
-      if (!chunk) break;
+    /** Takes the chunk's entries from `position` on into `out`; false if the chunk does not reach `position`. */
+    const take = (chunk: Entry[]): boolean => {
+      // Offsets are dense: a chunk starting past `position` means a gap, where reading stops.
+      if ((chunk[0]?.offset ?? position) > position) return false;
+      const before = position;
       for (const entry of chunk) {
         if (entry.offset < position) continue;
         if (entry.offset >= end || out.length >= maxEntries) break;
@@ -765,34 +767,52 @@ export class LogStore {
         position = entry.offset + 1;
       }
       const last = chunk[chunk.length - 1];
-      if (!last || last.offset < position - 1) break;
+      if (!last || last.offset < position - 1) return position > before;
       position = Math.max(position, last.offset + 1);
+      return true;
+    };
+    while (position < end && out.length < maxEntries) {
+      const cached = this.#cachedChunkContaining(log, position);
+      if (cached) {
+        if (!take(cached)) break;
+        continue;
+      }
+      // From disk: the chunk holding `position`, then the chunks after it through one
+      // cursor (a catch-up reads thousands of small chunks; positioning a new cursor for
+      // each one was most of the read's cost).
+      let progressed = false;
+      for (const entries of this.#chunksFrom(log, position, end)) {
+        if (!take(entries)) break;
+        progressed = true;
+        if (position >= end || out.length >= maxEntries || this.#cachedChunkContaining(log, position)) break;
+      }
+      if (!progressed) break;
     }
     return out;
   }
 
-  #chunkContaining(log: TopicLog, offset: number): Entry[] | undefined {
+  #cachedChunkContaining(log: TopicLog, offset: number): Entry[] | undefined {
     for (const [base, entries] of log.chunkCache) {
       const last = entries[entries.length - 1];
       if (base <= offset && last && last.offset >= offset) return entries;
     }
-    for (const { key, value } of this.#chunks.getRange({
-      start: chunkKey(log.id, offset),
-      end: topicKeyPrefix(log.id),
-      reverse: true,
-      limit: 1,
-    })) {
-      const base = chunkKeyOffset(key);
-      {
-        const entries = decodeChunk(value, `${log.name} chunk ${base}`);
-        for (const entry of entries) {
-          if (entry.offset < base) throw new InvariantViolation(`${log.name}: entry ${entry.offset} stored under chunk ${base}`);
-        }
-        this.#cacheChunk(log, base, entries);
-        return entries;
-      }
-    }
     return undefined;
+  }
+
+  /** The stored chunks from the one holding `offset` on, below `end`, decoded (checksums verified) and cached. */
+  *#chunksFrom(log: TopicLog, offset: number, end: number): Generator<Entry[]> {
+    let first: number | undefined;
+    for (const { key } of this.#chunks.getRange({ start: chunkKey(log.id, offset), end: topicKeyPrefix(log.id), reverse: true, limit: 1 })) first = chunkKeyOffset(key);
+    if (first === undefined) return;
+    for (const { key, value } of this.#chunks.getRange({ start: chunkKey(log.id, first), end: chunkKey(log.id, end) })) {
+      const base = chunkKeyOffset(key);
+      const entries = decodeChunk(value, `${log.name} chunk ${base}`);
+      for (const entry of entries) {
+        if (entry.offset < base) throw new InvariantViolation(`${log.name}: entry ${entry.offset} stored under chunk ${base}`);
+      }
+      this.#cacheChunk(log, base, entries);
+      yield entries;
+    }
   }
 
   /** The first durable offset whose publish time is at or after `timeMs` (binary search). */
