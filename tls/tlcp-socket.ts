@@ -230,6 +230,8 @@ export class TlcpSocket extends Duplex {
   private handshakeDone = false;
   private failed = false;
   private closeNotifySent = false;
+  /** The transport is corked until the end of this tick (see writeApplicationData). */
+  private corked = false;
   /** Records of the current handshake flight, not yet written. */
   private readonly outbox: Buffer[] = [];
   private readonly pendingWrites: Array<{ data: Buffer; callback: (error?: Error | null) => void }> = [];
@@ -489,6 +491,17 @@ export class TlcpSocket extends Duplex {
     }
     try {
       const records = sealRecords(this.writeProtection, ContentType.application_data, data);
+      if (!this.corked && records.length > 0) {
+        // Everything written in this tick (HTTP/2 writes a large message as many frames,
+        // each a write here) leaves in one system call at the end of the tick, instead of
+        // one each: system calls are a large share of a link's CPU on virtual machines.
+        this.corked = true;
+        this.transport.cork();
+        process.nextTick(() => {
+          this.corked = false;
+          this.transport.uncork();
+        });
+      }
       const belowMark = records.length === 0 || this.transport.write(records);
       // Take the next write while the kernel and the peer work on this one
       // (sealing and sending overlap); wait for 'drain' only once the
