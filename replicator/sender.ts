@@ -97,8 +97,7 @@ export class LinkSender {
   #syncTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #lingerTimer: NodeJS.Timeout | undefined;
-  /** A batch went out in this event-loop turn; the next one waits for `#nextTurn`. */
-  #shippedThisTurn = false;
+  /** Set when a batch went out in this event-loop turn: the next batch waits for it. */
   #nextTurn: NodeJS.Immediate | undefined;
   /** The node a remote cluster named as the topic's server (ADMQ_ERR_TOPIC_MOVED), for the next connection. */
   #redirect: string | undefined;
@@ -249,7 +248,7 @@ export class LinkSender {
         // links get their turn. Filling a 16 MiB window in one go kept the first byte of
         // a catch-up on this side for a quarter of a second. The turn after a batch
         // pumps again.
-        if (this.#shippedThisTurn) break;
+        if (this.#nextTurn) break;
         const entries = this.o.log.read(this.o.topic, this.#sentOffset, this.o.batchEntriesMax);
         if (entries.length === 0) break;
         let end = this.#sentOffset;
@@ -284,7 +283,6 @@ export class LinkSender {
         }
         this.#inflight.push({ batchId, endOffset: end, entries: selection.ship.length, bytes: shippedBytes, publishTimes: selection.ship.map((e) => e.publishTimeMs), ...(spans.length > 0 && { spans }) });
         this.#stream.write(encodeBatchRequest(batchId, selection.ship));
-        this.#shippedThisTurn = true;
         this.#schedulePumpNextTurn();
       }
     } finally {
@@ -296,7 +294,6 @@ export class LinkSender {
     if (this.#nextTurn) return;
     this.#nextTurn = setImmediate(() => {
       this.#nextTurn = undefined;
-      this.#shippedThisTurn = false;
       this.#pump();
     });
   }

@@ -180,16 +180,17 @@ export class Ghash {
  * re-entrant: one GcmKey serves one direction of one connection.
  *
  * With the native module (tls/native: SM4 with GFNI, GHASH with PCLMULQDQ),
- * SM4 records are encrypted in place by it, several times faster than
- * OpenSSL's portable SM4; `portable` forces the OpenSSL and JavaScript path,
- * which tests compare it with.
+ * an SM4 record is sealed or opened by one native call, several times faster
+ * than OpenSSL's portable SM4; with AES (tests only) just GHASH is native, so
+ * that tests check the native GHASH against OpenSSL's AES-GCM. `portable`
+ * forces the OpenSSL and JavaScript path, which tests compare it with.
  */
 export class GcmKey {
   private readonly ghash: Ghash;
   private readonly ecb: Cipher;
   private readonly counter = Buffer.alloc(16);
   private readonly ctrStart = Buffer.alloc(16);
-  /** Native path: H, the GHASH state, the lengths block and (SM4) the round keys. */
+  /** Native path: H, the GHASH state and lengths block (AES), the round keys (SM4). */
   private readonly native: TlsNative | undefined;
   private readonly hashKey: Buffer;
   private readonly state = Buffer.alloc(16);
@@ -238,21 +239,11 @@ export class GcmKey {
     for (let i = 0; i < 16; i++) out[offset + i] = out[offset + i]! ^ mask[i]!;
   }
 
-  /** J0 + 1 (inc32) into `this.ctrStart`: where the record's keystream starts. */
-  private firstCounter(): Buffer {
+  /** CTR from J0 + 1 (inc32) over `data` into out[offset, offset + data.length) (the portable path). */
+  private ctrInto(data: Uint8Array, out: Buffer, offset: number): void {
     const start = this.ctrStart;
     this.counter.copy(start);
     start.writeUInt32BE((this.counter.readUInt32BE(12) + 1) >>> 0, 12);
-    return start;
-  }
-
-  /** CTR from J0 + 1 (inc32) over `data` into out[offset, offset + data.length). */
-  private ctrInto(data: Uint8Array, out: Buffer, offset: number): void {
-    const start = this.firstCounter();
-    if (this.native && this.roundKeys) {
-      this.native.sm4CtrXor(this.roundKeys, start, data, out.subarray(offset, offset + data.length));
-      return;
-    }
     createCipheriv(`${this.cipher}-ctr`, this.key, start).update(data).copy(out, offset);
   }
 

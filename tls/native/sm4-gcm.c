@@ -10,9 +10,10 @@
 //     which GFNI computes for 64 bytes in two instructions (gf2p8affine, gf2p8affineinv);
 //   - CTR mode encrypts independent counter blocks, so 16 blocks run side by side, one
 //     32-bit word of each in a lane of four 512-bit registers, with no transposition of
-//     the input at all (the counters are built in that layout directly).
+//     the input at all (the counters are built in that layout directly); two such groups
+//     share one round loop, so that one's latencies overlap the other's work.
 // GHASH uses carry-less multiplication (PCLMULQDQ) with the bit-reflected reduction of
-// Intel's GCM white paper (Gueron and Kounavis).
+// Intel's GCM white paper (Gueron and Kounavis), once per four blocks.
 //
 // The vector code is compiled for its instruction sets only (target attributes), and
 // `supported()` tells JavaScript whether this CPU has them; without them admq keeps
@@ -101,7 +102,7 @@ static void sm4_block_scalar(const uint32_t rk[32], const uint8_t in[16], uint8_
   for (int i = 0; i < 4; i++) store_be32(out + 4 * i, x[3 - i]);
 }
 
-// ---- SM4-CTR, 16 blocks at a time (AVX-512 + GFNI) ----
+// ---- SM4-CTR, 32 or 16 blocks at a time (AVX-512 + GFNI) ----
 
 #define VECTOR_TARGET __attribute__((target("avx512f,avx512bw,gfni")))
 
