@@ -239,19 +239,23 @@ export class Cluster {
   /** Reads a topic's whole log in `region` with a fresh subscription. */
   async readAll(region: string, topic: string, timeoutMs = 30_000): Promise<Message[]> {
     const stats = (await this.admin(region).topicStats(topic)) as { entries: number };
-    const deadline = Date.now() + timeoutMs;
-    let consumer: Awaited<ReturnType<AdmqClient['subscribe']>>;
-    for (;;) {
-      try {
-        consumer = await this.client(region).subscribe({ topic, subscription: `read-${Date.now()}-${Math.random().toString(36).slice(2)}`, initialPosition: 'earliest', receiverQueueSize: 5000 });
-        break;
-      } catch (error) {
-        // A region restarted a moment ago: its admin API answers, but this client's channel
-        // may still be waiting out a reconnect backoff, and a new call fails fast meanwhile.
-        if ((error as { code?: string }).code !== 'ADMQ_ERR_CONNECTION' || Date.now() >= deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
+    let consumer: Awaited<ReturnType<AdmqClient['subscribe']>> | undefined;
+    // A region restarted a moment ago: its admin API answers, but this client's channel may
+    // still be waiting out a reconnect backoff, and a new call fails fast meanwhile.
+    await waitFor(
+      async () => {
+        try {
+          consumer = await this.client(region).subscribe({ topic, subscription: `read-${Date.now()}-${Math.random().toString(36).slice(2)}`, initialPosition: 'earliest', receiverQueueSize: 5000 });
+          return true;
+        } catch (error) {
+          if ((error as { code?: string }).code !== 'ADMQ_ERR_CONNECTION') throw error;
+          return false;
+        }
+      },
+      timeoutMs,
+      `a consumer of ${topic} in ${region}`,
+    );
+    if (!consumer) throw new Error(`no consumer of ${topic} in ${region}`);
     const out: Message[] = [];
     try {
       while (out.length < stats.entries) out.push(await consumer.receive(timeoutMs));

@@ -38,7 +38,7 @@ function dial(address: string): Promise<Socket> {
   });
 }
 
-test('network process: a proxy in its own process forwards, delays, and resets what lived through a blackhole on heal', async (t) => {
+test('network process: a proxy in its own process forwards bytes, applies commands in order, and on heal resets what lived through a blackhole', async (t) => {
   const echo = await echoServer();
   const network = NetworkProcess.start();
   t.teardown(async () => {

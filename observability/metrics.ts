@@ -222,7 +222,6 @@ export class NodeMetrics {
       },
       [linkBacklog, linkBacklogBytes, linkDelay, linkThroughput, shipped, shippedBytes, withheld, reconnects, linkState, refusals, watermark, maxSkew, duplicates],
     );
-
   }
 
   /** One replicated entry became durable here `ms` after its commit in `origin`. */

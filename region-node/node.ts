@@ -21,6 +21,7 @@ import { ResidencyWriteRefusals, startLagHistory, type LagHistoryRuntime } from 
 import { NodeMetrics } from '../observability/metrics.ts';
 import { createNodeTracer } from '../observability/tracing.ts';
 import { openClusterMetadata, startCluster } from './cluster-broker/cluster-setup.ts';
+import { TopicMovedError } from './cluster-broker/cluster-gate.ts';
 
 export interface RegionNodeDeps {
   /** Physical time source for the HLC and timestamps; tests inject a skewed one. */
@@ -174,10 +175,9 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
             return cluster.coordinator.lookup(topic);
           },
           placementOwnerAdminUrl: (error: unknown) => {
-            const moved = error as { code?: string; owner?: string; topic?: string };
-            if (moved.code !== ErrorCode.TopicMoved || !moved.owner || moved.topic === undefined) return undefined;
-            if (parseTopicName(moved.topic).full !== parseTopicName(PLACEMENT_TOPIC).full) return undefined;
-            return cluster.coordinator?.brokers().find((b) => b.brokerId === moved.owner)?.adminUrl;
+            if (!(error instanceof TopicMovedError) || !error.owner || parseTopicName(error.topic).full !== parseTopicName(PLACEMENT_TOPIC).full) return undefined;
+            const owner = error.owner;
+            return cluster.coordinator?.brokers().find((b) => b.brokerId === owner)?.adminUrl;
           },
         }),
       }),
@@ -188,15 +188,10 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
             tenantRegions: (tenant: string) => {
               const regions = placement?.current.tenantRegions(tenant);
               if (!regions) return undefined;
-              return regions.regions.map((name) => ({
-                name,
-                serviceUrl: (() => {
-                  const region = topology.regions.get(name);
-                  return region ? regionServiceUrl(region) : '';
-                })(),
-                adminUrl: `http://${topology.regions.get(name)?.admin ?? ''}`,
-                home: name === regions.home,
-              }));
+              return regions.regions.map((name) => {
+                const region = topology.regions.get(name);
+                return { name, serviceUrl: region ? regionServiceUrl(region) : '', adminUrl: `http://${region?.admin ?? ''}`, home: name === regions.home };
+              });
             },
             placement: placement as PlacementStore,
             status: () => replication?.replicator.status(),

@@ -294,12 +294,6 @@ export function nodeLinkKey(from: string, to: string, node: string): string {
   return `${from}->${to}/${node}`;
 }
 
-/** The address region `from` dials to reach `to`'s replication listener (its first node's, for a cluster). */
-export function replicationAddress(topology: Topology, from: string, to: string): string {
-  const region = topology.regions.get(to) as RegionSpec;
-  return topology.endpoints.get(linkKey(from, to)) ?? nodeReplicationAddress(topology, from, to, region.nodes[0]?.id ?? to) ?? region.replication;
-}
-
 /**
  * The address region `from` dials to reach node `node` of region `to` (a broker that
  * serves a topic): the topology's `from->to/node` endpoint, else the node's own listener;
