@@ -168,7 +168,10 @@ test('storage node wire: truncated and random bytes decode to a request or `malf
 
 // ---- the protocol over loopback -----------------------------------------------------------
 
-test('storage node: 2,000 adds in flight on one connection are acknowledged and readable; readLac and fence over the wire', async (t) => {
+// The tests with deadlines (5 s for 2,000 pipelined adds; 300 ms for a silent node) run
+// serially, before the concurrent ones of this file that start node processes: on a slow
+// 2-core machine those starts starved the in-process server past its deadline.
+test.serial('storage node: 2,000 adds in flight on one connection are acknowledged and readable; readLac and fence over the wire', async (t) => {
   const server = await startServer(t);
   const client = new StorageNodeClient(server.nodeId, server.address);
   t.teardown(() => client.close());
@@ -255,7 +258,7 @@ test('storage node: restore stores copies whatever the writer or the fence, rais
   t.deepEqual(await client.readLac(8), { lac: -1, last: 2, fenced: true });
 });
 
-test('storage node client: at most inFlightMax requests on the wire, the rest wait in order; a node reading slowly (inFlightPerStreamMax) still answers all', async (t) => {
+test.serial('storage node client: at most inFlightMax requests on the wire, the rest wait in order; a node reading slowly (inFlightPerStreamMax) still answers all', async (t) => {
   const server = await startServer(t, { inFlightPerStreamMax: 4 });
   const client = new StorageNodeClient(server.nodeId, server.address, { inFlightMax: 8 });
   t.teardown(() => client.close());
@@ -271,7 +274,7 @@ test('storage node client: at most inFlightMax requests on the wire, the rest wa
   t.deepEqual(await client.readLac(11), { lac: 298, last: 299, fenced: false });
 });
 
-test('storage node client: a node that never answers fails the request at its deadline, and the stuck stream is replaced', async (t) => {
+test.serial('storage node client: a node that never answers fails the request at its deadline, and the stuck stream is replaced', async (t) => {
   // A fake node: accepts streams and reads requests, never answers.
   let streams = 0;
   const silent = new grpc.Server();
