@@ -50,6 +50,7 @@ export function createReplicationLog(broker: Broker, cluster?: ClusterServing): 
             .map((t) => t.name),
     ...(cluster && { topicGeneration: (topic: string) => cluster.generation(topic) }),
     read: (topic, fromOffset, max) => store.read(logOf(topic), fromOffset, max) as LogEntry[],
+    skipOrigins: (topic, fromOffset, max, skip) => store.skipOrigins(logOf(topic), fromOffset, max, skip),
     tail: (topic) => logOf(topic).durableNextOffset,
     averageEntryBytes: (topic) => {
       const log = logOf(topic);

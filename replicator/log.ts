@@ -57,6 +57,12 @@ export interface ReplicationLog {
   topicGeneration?(topic: string): number;
   /** Durable entries from `fromOffset` on, at most `max`. */
   read(topic: string, fromOffset: number, max: number): LogEntry[];
+  /**
+   * Passes over durable entries whose origin region `skip` accepts, from `fromOffset` and
+   * over at most `max` of them, without decoding them; returns the offset reached (the
+   * first entry not skipped, the durable end, or the bound).
+   */
+  skipOrigins(topic: string, fromOffset: number, max: number, skip: (origin: string) => boolean): number;
   /** The durable end of the topic's log (the next offset). */
   tail(topic: string): number;
   /** Average stored entry size, for backlog byte estimates. */

@@ -75,6 +75,9 @@ export interface LinkStatus {
   watermarks: Record<string, string>;
 }
 
+/** Entries passed over (origins routed elsewhere) per step of a link's pump. */
+const SKIP_SCAN_ENTRIES = 20_000;
+
 export class LinkSender {
   state: LinkState = 'starting';
   #stream: grpc.ClientDuplexStream<unknown, unknown> | undefined;
@@ -106,6 +109,8 @@ export class LinkSender {
   #redirectsInARow = 0;
   /** The frontiers last sent on this stream, to send only changes. */
   #lastSync = '';
+  /** Origins whose entries reach the remote over another link. */
+  readonly #notRouted = (origin: string): boolean => !this.o.routes(origin);
 
   constructor(private readonly o: LinkOptions) {
     this.#ackedOffset = o.log.loadCursor(o.topic, o.remote);
@@ -249,6 +254,19 @@ export class LinkSender {
         // a catch-up on this side for a quarter of a second. The turn after a batch
         // pumps again.
         if (this.#nextTurn) break;
+        // Entries of origins that reach the remote by another path (a full mesh: every
+        // origin but this region) are passed over without being decoded. A region that
+        // received a long backlog from a peer otherwise decoded all of it, on reconnecting
+        // to a third region, only to ship none of it.
+        const passed = this.o.log.skipOrigins(this.o.topic, this.#sentOffset, SKIP_SCAN_ENTRIES, this.#notRouted);
+        if (passed > this.#sentOffset) {
+          // A long stretch is passed over in steps, a turn each, like batches.
+          if (passed - this.#sentOffset >= SKIP_SCAN_ENTRIES) this.#schedulePumpNextTurn();
+          this.#sentOffset = passed;
+          this.#inflight.push({ batchId: -1, endOffset: passed, entries: 0, bytes: 0, publishTimes: [] });
+          this.#settleSkips();
+          continue;
+        }
         const entries = this.o.log.read(this.o.topic, this.#sentOffset, this.o.batchEntriesMax);
         if (entries.length === 0) break;
         let end = this.#sentOffset;

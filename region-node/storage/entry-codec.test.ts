@@ -1,7 +1,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { AdmqError } from '../errors.ts';
-import { ChecksumError, chunkKey, chunkKeyOffset, decodeChunk, encodeChunk, type Entry } from './entry-codec.ts';
+import { ChecksumError, chunkKey, chunkKeyOffset, decodeChunk, encodeChunk, peekChunkOrigins, type Entry } from './entry-codec.ts';
 
 const seed = Number(process.env.ADMQ_SEED ?? Date.now() % 2 ** 31);
 test.before(() => console.log(`entry codec property tests: seed ${seed} (replay with ADMQ_SEED=${seed})`));
@@ -54,6 +54,31 @@ test('chunk codec: a flipped bit in any entry body is reported as a checksum err
   t.true(detected > chunk.length / 2);
 });
 
+test('chunk codec: peeking origins gives the offset and origin region of each entry, as a full decode does', (t) => {
+  fc.assert(
+    fc.property(fc.array(entryArb, { minLength: 1, maxLength: 8 }), (entries: Entry[]) => {
+      const peeked = peekChunkOrigins(encodeChunk(entries), 'test');
+      t.deepEqual(peeked, { offsets: entries.map((e) => e.offset), origins: entries.map((e) => e.originRegion) });
+      return true;
+    }),
+    { seed, numRuns: 200 },
+  );
+});
+
+test('chunk codec: a peek verifies checksums too: a flipped bit is a typed error, never a misread origin', (t) => {
+  const entries: Entry[] = Array.from({ length: 3 }, (_, i) => ({
+    offset: 10 + i, originRegion: i === 1 ? 'beijing' : 'shanghai', originPosition: i, hlc: 1n, producerName: 'p', sequenceId: i,
+    publishTimeMs: 1, eventTimeMs: 0, key: undefined, properties: {}, payload: Buffer.alloc(16, i),
+  }));
+  const chunk = encodeChunk(entries);
+  for (let at = 0; at < chunk.length; at++) {
+    const copy = Buffer.from(chunk);
+    copy[at] = (copy[at] as number) ^ 0x01;
+    const error = t.throws(() => peekChunkOrigins(copy, 'test'), undefined, `byte ${at}`);
+    t.true(error instanceof AdmqError, `byte ${at}: typed error`);
+  }
+});
+
 test('chunk codec: random bytes give a typed error, never a crash', (t) => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
@@ -62,6 +87,11 @@ test('chunk codec: random bytes give a typed error, never a crash', (t) => {
       if (buf.length > 1) buf[1] = 1;
       try {
         decodeChunk(buf, 'fuzz');
+      } catch (error) {
+        if (!(error instanceof AdmqError)) return false;
+      }
+      try {
+        peekChunkOrigins(buf, 'fuzz');
       } catch (error) {
         return error instanceof AdmqError;
       }

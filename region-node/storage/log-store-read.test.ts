@@ -1,10 +1,12 @@
 // Reads that cross many small stored chunks, from disk (a reopened store has no chunk
 // cache): every entry once, in offset order, bounded by the count asked for and by the
-// durable end.
+// durable end. Scans that pass over the entries of some origins, cached and from disk.
 import test from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { packHlc } from '../../conflict/index.ts';
+import type { Entry } from './entry-codec.ts';
 import { LogStore } from './log-store.ts';
 
 test('read: across 300 one-entry chunks from disk, in order, each entry once, bounded', async (t) => {
@@ -27,4 +29,56 @@ test('read: across 300 one-entry chunks from disk, in order, each entry once, bo
   t.deepEqual(offsets(299, 10), [299]);
   t.deepEqual(offsets(300, 10), []);
   t.deepEqual(store.read(log, 42, 1).map((e) => e.payload.toString()), ['m42']);
+});
+
+test('skipOrigins: passes over the entries of skipped origins, cached or from disk, without passing a kept one, the bound or the end', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'admq-skip-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const now = Date.now();
+  const options = { dataDir, region: 'shanghai', durability: 'none' as const, readPhysicalMs: () => now, maxClockOffsetMs: 500 };
+  const positions = new Map<string, number>();
+  const remote = (origin: string): Entry => {
+    const position = (positions.get(origin) ?? 0) + 1;
+    positions.set(origin, position);
+    return { offset: 0, originRegion: origin, originPosition: position, hlc: packHlc(now - 1000, position), producerName: `${origin}-p`, sequenceId: position, publishTimeMs: now - 1000, eventTimeMs: 0, key: undefined, properties: {}, payload: Buffer.from(`${origin}${position}`) };
+  };
+  const local = (n: number): Promise<unknown> => {
+    const base = positions.get('local') ?? 0;
+    positions.set('local', base + n);
+    return writer.append(written, Array.from({ length: n }, (_, i) => ({ producerName: 'p', sequenceId: base + i, key: undefined, properties: {}, payload: Buffer.from(`m${base + i}`), eventTimeMs: 0 })));
+  };
+  const writer = LogStore.open(options);
+  const written = writer.openLog(1, 'persistent://public/default/skip');
+  // Chunks (one per commit): 5 local | 10 beijing | 3 beijing + 2 local (one commit) | 6 shenzhen | 1 local.
+  await local(5);
+  await writer.appendReplicated(written, Array.from({ length: 10 }, () => remote('beijing')));
+  await Promise.all([writer.appendReplicated(written, Array.from({ length: 3 }, () => remote('beijing'))), local(2)]);
+  await writer.appendReplicated(written, Array.from({ length: 6 }, () => remote('shenzhen')));
+  await local(1);
+  const entries = writer.read(written, 0, 1000);
+  t.is(entries.length, 27, 'all entries stored');
+  // The reopened store is checked before anything reads it: its chunks are all on disk.
+  const check = (store: LogStore, log: ReturnType<LogStore['openLog']>, label: string): void => {
+    const notLocal = (origin: string): boolean => origin !== 'shanghai';
+    // The reference: the first entry from `from` on, within the bound, that is kept.
+    const expected = (from: number, max: number, skip: (origin: string) => boolean): number => {
+      const end = Math.min(entries.length, from + max);
+      for (let o = from; o < end; o++) if (!skip((entries[o] as Entry).originRegion)) return o;
+      return Math.max(from, end);
+    };
+    for (const skip of [notLocal, (o: string) => o === 'beijing', () => true, () => false]) {
+      for (let from = 0; from <= 28; from++) {
+        for (const max of [1, 3, 7, 1000]) {
+          t.is(store.skipOrigins(log, from, max, skip), expected(from, max, skip), `${label}: from ${from}, max ${max}, ${skip.toString()}`);
+        }
+      }
+    }
+    t.is(store.skipOrigins(log, 5, 1000, notLocal), 18, `${label}: over the beijing chunk and into the mixed one`);
+    t.is(store.skipOrigins(log, 20, 1000, notLocal), 26, `${label}: over the shenzhen chunk to the last local entry`);
+  };
+  check(writer, written, 'cached');
+  await writer.close();
+  const store = LogStore.open(options);
+  t.teardown(() => store.close());
+  check(store, store.openLog(1, 'persistent://public/default/skip'), 'from disk');
 });

@@ -19,7 +19,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { ClockSkewError, HybridLogicalClock, SequenceSet, hlcWallMs, packHlc, type HlcTimestamp } from '../../conflict/index.ts';
 import { ErrorCode } from '../../proto/index.ts';
 import { AdmqError, InvariantViolation, StorageError, assert } from '../errors.ts';
-import { chunkKey, chunkKeyOffset, topicKeyPrefix, decodeChunk, encodeChunk, entryEncodedBytes, type Entry } from './entry-codec.ts';
+import { chunkKey, chunkKeyOffset, topicKeyPrefix, decodeChunk, encodeChunk, entryEncodedBytes, peekChunkOrigins, type Entry } from './entry-codec.ts';
 
 export type Durability = 'fsync' | 'none';
 
@@ -801,11 +801,7 @@ export class LogStore {
 
   /** The stored chunks from the one holding `offset` on, below `end`, decoded (checksums verified) and cached. */
   *#chunksFrom(log: TopicLog, offset: number, end: number): Generator<Entry[]> {
-    let first: number | undefined;
-    for (const { key } of this.#chunks.getRange({ start: chunkKey(log.id, offset), end: topicKeyPrefix(log.id), reverse: true, limit: 1 })) first = chunkKeyOffset(key);
-    if (first === undefined) return;
-    for (const { key, value } of this.#chunks.getRange({ start: chunkKey(log.id, first), end: chunkKey(log.id, end) })) {
-      const base = chunkKeyOffset(key);
+    for (const { base, value } of this.#storedChunksFrom(log, offset, end)) {
       const entries = decodeChunk(value, `${log.name} chunk ${base}`);
       for (const entry of entries) {
         if (entry.offset < base) throw new InvariantViolation(`${log.name}: entry ${entry.offset} stored under chunk ${base}`);
@@ -813,6 +809,57 @@ export class LogStore {
       this.#cacheChunk(log, base, entries);
       yield entries;
     }
+  }
+
+  /** The stored chunks, undecoded, from the one holding `offset` on, below `end`, through one cursor. */
+  *#storedChunksFrom(log: TopicLog, offset: number, end: number): Generator<{ base: number; value: Buffer }> {
+    let first: number | undefined;
+    for (const { key } of this.#chunks.getRange({ start: chunkKey(log.id, offset), end: topicKeyPrefix(log.id), reverse: true, limit: 1 })) first = chunkKeyOffset(key);
+    if (first === undefined) return;
+    for (const { key, value } of this.#chunks.getRange({ start: chunkKey(log.id, first), end: chunkKey(log.id, end) })) {
+      yield { base: chunkKeyOffset(key), value };
+    }
+  }
+
+  /**
+   * Passes over durable entries whose origin region `skip` accepts, from `fromOffset` and
+   * over at most `maxEntries` of them; returns the offset reached: that of the first entry
+   * not skipped, or where the scan stopped (the durable end, the bound, a gap). Chunks on
+   * disk are checked and only their entries' origins read, not decoded nor cached: a
+   * replication link passes over the entries of origins it does not carry this way.
+   */
+  skipOrigins(log: TopicLog, fromOffset: number, maxEntries: number, skip: (origin: string) => boolean): number {
+    let position = Math.max(fromOffset, log.firstOffset);
+    const end = Math.max(position, Math.min(log.durableNextOffset, position + maxEntries));
+    /** Moves `position` over the skipped entries of one chunk; true if the scan may go on into the next. */
+    const pass = (offsets: ArrayLike<number>, originAt: (i: number) => string): boolean => {
+      if (offsets.length === 0 || (offsets[0] as number) > position) return false;
+      for (let i = 0; i < offsets.length; i++) {
+        const offset = offsets[i] as number;
+        if (offset < position) continue;
+        if (offset >= end || !skip(originAt(i))) return false;
+        position = offset + 1;
+      }
+      return true;
+    };
+    while (position < end) {
+      const cached = this.#cachedChunkContaining(log, position);
+      if (cached) {
+        if (!pass(cached.map((e) => e.offset), (i) => (cached[i] as Entry).originRegion)) break;
+        continue;
+      }
+      let progressed = false;
+      let goOn = false;
+      for (const { base, value } of this.#storedChunksFrom(log, position, end)) {
+        const { offsets, origins } = peekChunkOrigins(value, `${log.name} chunk ${base}`);
+        const before = position;
+        goOn = pass(offsets, (i) => origins[i] as string);
+        progressed ||= position > before;
+        if (!goOn || position >= end || this.#cachedChunkContaining(log, position)) break;
+      }
+      if (!progressed || !goOn) break;
+    }
+    return position;
   }
 
   /** The first durable offset whose publish time is at or after `timeMs` (binary search). */
