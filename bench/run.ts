@@ -1,6 +1,6 @@
 // `npm run bench`: runs the benchmarks, prints the figures and writes them, with a
 // description of the machine, to bench/results/. Options: --quick (shorter runs),
-// --only region-node|replication|consistency|failover|metrics|lag-history|tls|cluster.
+// --only region-node|replication|log-scan|consistency|failover|metrics|lag-history|tls|cluster.
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
 import { formatRegionNodeBench, runRegionNodeBench } from './region-node-bench.ts';
@@ -31,6 +31,13 @@ if (!only || only === 'replication') {
   await write('replication', async () => {
     const result = await runReplicationBench({ quick });
     return { text: formatReplicationBench(result), result };
+  });
+}
+if (!only || only === 'log-scan') {
+  const { formatLogScanBench, runLogScanBench } = await import('./log-scan-bench.ts');
+  await write('log-scan', async () => {
+    const result = await runLogScanBench({ quick });
+    return { text: formatLogScanBench(result), result };
   });
 }
 if (!only || only === 'consistency') {
