@@ -755,70 +755,19 @@ export class LogStore {
     const out: Entry[] = [];
     const end = log.durableNextOffset;
     let position = Math.max(fromOffset, log.firstOffset);
-    /** Takes the chunk's entries from `position` on into `out`; false if the chunk does not reach `position`. */
-    const take = (chunk: Entry[]): boolean => {
+    this.#walkChunks(log, () => position, end, (chunk) => {
+      const entries = 'cached' in chunk ? chunk.cached : this.#decodeStored(log, chunk.base, chunk.stored);
       // Offsets are dense: a chunk starting past `position` means a gap, where reading stops.
-      if ((chunk[0]?.offset ?? position) > position) return false;
-      const before = position;
-      for (const entry of chunk) {
+      if ((entries[0]?.offset ?? position) > position) return false;
+      for (const entry of entries) {
         if (entry.offset < position) continue;
-        if (entry.offset >= end || out.length >= maxEntries) break;
+        if (entry.offset >= end || out.length >= maxEntries) return false;
         out.push(entry);
         position = entry.offset + 1;
       }
-      const last = chunk[chunk.length - 1];
-      if (!last || last.offset < position - 1) return position > before;
-      position = Math.max(position, last.offset + 1);
-      return true;
-    };
-    while (position < end && out.length < maxEntries) {
-      const cached = this.#cachedChunkContaining(log, position);
-      if (cached) {
-        if (!take(cached)) break;
-        continue;
-      }
-      // From disk: the chunk holding `position`, then the chunks after it through one
-      // cursor (a catch-up reads thousands of small chunks; positioning a new cursor for
-      // each one was most of the read's cost).
-      let progressed = false;
-      for (const entries of this.#chunksFrom(log, position, end)) {
-        if (!take(entries)) break;
-        progressed = true;
-        if (position >= end || out.length >= maxEntries || this.#cachedChunkContaining(log, position)) break;
-      }
-      if (!progressed) break;
-    }
+      return out.length < maxEntries;
+    });
     return out;
-  }
-
-  #cachedChunkContaining(log: TopicLog, offset: number): Entry[] | undefined {
-    for (const [base, entries] of log.chunkCache) {
-      const last = entries[entries.length - 1];
-      if (base <= offset && last && last.offset >= offset) return entries;
-    }
-    return undefined;
-  }
-
-  /** The stored chunks from the one holding `offset` on, below `end`, decoded (checksums verified) and cached. */
-  *#chunksFrom(log: TopicLog, offset: number, end: number): Generator<Entry[]> {
-    for (const { base, value } of this.#storedChunksFrom(log, offset, end)) {
-      const entries = decodeChunk(value, `${log.name} chunk ${base}`);
-      for (const entry of entries) {
-        if (entry.offset < base) throw new InvariantViolation(`${log.name}: entry ${entry.offset} stored under chunk ${base}`);
-      }
-      this.#cacheChunk(log, base, entries);
-      yield entries;
-    }
-  }
-
-  /** The stored chunks, undecoded, from the one holding `offset` on, below `end`, through one cursor. */
-  *#storedChunksFrom(log: TopicLog, offset: number, end: number): Generator<{ base: number; value: Buffer }> {
-    let first: number | undefined;
-    for (const { key } of this.#chunks.getRange({ start: chunkKey(log.id, offset), end: topicKeyPrefix(log.id), reverse: true, limit: 1 })) first = chunkKeyOffset(key);
-    if (first === undefined) return;
-    for (const { key, value } of this.#chunks.getRange({ start: chunkKey(log.id, first), end: chunkKey(log.id, end) })) {
-      yield { base: chunkKeyOffset(key), value };
-    }
   }
 
   /**
@@ -831,35 +780,71 @@ export class LogStore {
   skipOrigins(log: TopicLog, fromOffset: number, maxEntries: number, skip: (origin: string) => boolean): number {
     let position = Math.max(fromOffset, log.firstOffset);
     const end = Math.max(position, Math.min(log.durableNextOffset, position + maxEntries));
-    /** Moves `position` over the skipped entries of one chunk; true if the scan may go on into the next. */
-    const pass = (offsets: ArrayLike<number>, originAt: (i: number) => string): boolean => {
-      if (offsets.length === 0 || (offsets[0] as number) > position) return false;
-      for (let i = 0; i < offsets.length; i++) {
-        const offset = offsets[i] as number;
+    /** Moves `position` over the chunk's skipped entries; false where the scan stops. */
+    const pass = (count: number, offsetAt: (i: number) => number, originAt: (i: number) => string): boolean => {
+      if (count === 0 || offsetAt(0) > position) return false;
+      for (let i = 0; i < count; i++) {
+        const offset = offsetAt(i);
         if (offset < position) continue;
         if (offset >= end || !skip(originAt(i))) return false;
         position = offset + 1;
       }
       return true;
     };
-    while (position < end) {
-      const cached = this.#cachedChunkContaining(log, position);
+    this.#walkChunks(log, () => position, end, (chunk) => {
+      if ('cached' in chunk) {
+        const entries = chunk.cached;
+        return pass(entries.length, (i) => (entries[i] as Entry).offset, (i) => (entries[i] as Entry).originRegion);
+      }
+      const { offsets, origins } = peekChunkOrigins(chunk.stored, `${log.name} chunk ${chunk.base}`);
+      return pass(offsets.length, (i) => offsets[i] as number, (i) => origins[i] as string);
+    });
+    return position;
+  }
+
+  /**
+   * Visits the chunks from the one holding `position()` on, below `end`: a cached chunk
+   * as its entries, one on disk as its stored bytes, read through one cursor (a catch-up
+   * reads thousands of small chunks; positioning a new cursor for each one was most of a
+   * read's cost) until a cached chunk comes up again. `visit` moves the position and
+   * returns false where the walk stops; it also stops at `end`, and when a stretch on disk
+   * moved nothing.
+   */
+  #walkChunks(log: TopicLog, position: () => number, end: number, visit: (chunk: { cached: Entry[] } | { base: number; stored: Buffer }) => boolean): void {
+    while (position() < end) {
+      const cached = this.#cachedChunkContaining(log, position());
       if (cached) {
-        if (!pass(cached.map((e) => e.offset), (i) => (cached[i] as Entry).originRegion)) break;
+        if (!visit({ cached })) return;
         continue;
       }
-      let progressed = false;
-      let goOn = false;
-      for (const { base, value } of this.#storedChunksFrom(log, position, end)) {
-        const { offsets, origins } = peekChunkOrigins(value, `${log.name} chunk ${base}`);
-        const before = position;
-        goOn = pass(offsets, (i) => origins[i] as string);
-        progressed ||= position > before;
-        if (!goOn || position >= end || this.#cachedChunkContaining(log, position)) break;
+      const before = position();
+      let first: number | undefined;
+      for (const { key } of this.#chunks.getRange({ start: chunkKey(log.id, before), end: topicKeyPrefix(log.id), reverse: true, limit: 1 })) first = chunkKeyOffset(key);
+      if (first === undefined) return;
+      for (const { key, value } of this.#chunks.getRange({ start: chunkKey(log.id, first), end: chunkKey(log.id, end) })) {
+        if (!visit({ base: chunkKeyOffset(key), stored: value })) return;
+        if (position() >= end || this.#cachedChunkContaining(log, position())) break;
       }
-      if (!progressed || !goOn) break;
+      if (position() === before) return;
     }
-    return position;
+  }
+
+  #cachedChunkContaining(log: TopicLog, offset: number): Entry[] | undefined {
+    for (const [base, entries] of log.chunkCache) {
+      const last = entries[entries.length - 1];
+      if (base <= offset && last && last.offset >= offset) return entries;
+    }
+    return undefined;
+  }
+
+  /** A stored chunk decoded (checksums verified) and cached. */
+  #decodeStored(log: TopicLog, base: number, stored: Buffer): Entry[] {
+    const entries = decodeChunk(stored, `${log.name} chunk ${base}`);
+    for (const entry of entries) {
+      if (entry.offset < base) throw new InvariantViolation(`${log.name}: entry ${entry.offset} stored under chunk ${base}`);
+    }
+    this.#cacheChunk(log, base, entries);
+    return entries;
   }
 
   /** The first durable offset whose publish time is at or after `timeMs` (binary search). */
