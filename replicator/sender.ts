@@ -262,9 +262,7 @@ export class LinkSender {
         if (passed > this.#sentOffset) {
           // A long stretch is passed over in steps, a turn each, like batches.
           if (passed - this.#sentOffset >= SKIP_SCAN_ENTRIES) this.#schedulePumpNextTurn();
-          this.#sentOffset = passed;
-          this.#inflight.push({ batchId: -1, endOffset: passed, entries: 0, bytes: 0, publishTimes: [] });
-          this.#settleSkips();
+          this.#passOver(passed);
           continue;
         }
         const entries = this.o.log.read(this.o.topic, this.#sentOffset, this.o.batchEntriesMax);
@@ -283,13 +281,11 @@ export class LinkSender {
           this.#stats.residencyBlocked += selection.residencyBlocked;
           this.o.logLine(`${this.#tag()} AUDIT residency: withheld ${selection.residencyBlocked} entries; ${this.o.remote} may not hold this topic`);
         }
-        this.#sentOffset = end;
         if (selection.ship.length === 0) {
-          // Nothing for this remote in the range: the cursor may pass it once earlier batches are acknowledged.
-          this.#inflight.push({ batchId: -1, endOffset: end, entries: 0, bytes: 0, publishTimes: [] });
-          this.#settleSkips();
+          this.#passOver(end);
           continue;
         }
+        this.#sentOffset = end;
         const batchId = ++this.#batchId;
         const shippedBytes = selection.ship.reduce((n, e) => n + e.payload.length, 0);
         const spans: Span[] = [];
@@ -352,6 +348,13 @@ export class LinkSender {
       bytes += batch.bytes;
     }
     return entries < this.o.inflightEntriesMax && bytes < this.o.inflightBytesMax;
+  }
+
+  /** Nothing for this remote up to `end`: the cursor may pass it once earlier batches are acknowledged. */
+  #passOver(end: number): void {
+    this.#sentOffset = end;
+    this.#inflight.push({ batchId: -1, endOffset: end, entries: 0, bytes: 0, publishTimes: [] });
+    this.#settleSkips();
   }
 
   #settleSkips(): void {
