@@ -82,3 +82,39 @@ test('skipOrigins: passes over the entries of skipped origins, cached or from di
   t.teardown(() => store.close());
   check(store, store.openLog(1, 'persistent://public/default/skip'), 'from disk');
 });
+
+test('chunk cache: bounded in entries and bytes across logs, the newest chunk kept; evicted chunks are read from disk', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'admq-cache-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const entriesMax = 50;
+  const bytesMax = 4000;
+  const store = LogStore.open({ dataDir, region: 'shanghai', durability: 'none', readPhysicalMs: Date.now, maxClockOffsetMs: 500, chunkCacheEntriesMax: entriesMax, chunkCacheBytesMax: bytesMax });
+  t.teardown(() => store.close());
+  const logs = [store.openLog(1, 'persistent://public/default/cache-a'), store.openLog(2, 'persistent://public/default/cache-b')];
+  const within = (what: string): void => {
+    const s = store.chunkCacheStats();
+    t.true(s.entries <= entriesMax && s.bytes <= bytesMax, `${what}: ${JSON.stringify(s)}`);
+  };
+  // One chunk per commit: 10 entries of ~20 bytes each, alternating between the logs.
+  for (let i = 0; i < 40; i++) {
+    const log = logs[i % 2]!;
+    await store.append(log, Array.from({ length: 10 }, (_, j) => ({ producerName: 'p', sequenceId: i * 10 + j, key: undefined, properties: {}, payload: Buffer.from(`m${i}-${j}`.padEnd(20, '.')), eventTimeMs: 0 })));
+    within(`after commit ${i}`);
+  }
+  t.true(store.chunkCacheStats().chunks > 0, 'recent chunks stay cached');
+  // Both logs read back whole: what was evicted comes from disk, in order.
+  for (const [n, log] of logs.entries()) {
+    const read = store.read(log, 0, 1000);
+    t.deepEqual(read.map((e) => e.offset), Array.from({ length: 200 }, (_, i) => i));
+    t.deepEqual(read.slice(0, 3).map((e) => e.payload.toString().replace(/\.+$/, '')), [`m${n}-0`, `m${n}-1`, `m${n}-2`]);
+    within(`after reading ${log.name}`);
+  }
+  // A chunk larger than the bounds is still cached, alone: the newest always stays.
+  await store.append(logs[0]!, Array.from({ length: 80 }, (_, j) => ({ producerName: 'q', sequenceId: j, key: undefined, properties: {}, payload: Buffer.alloc(100, 0x61), eventTimeMs: 0 })));
+  t.like(store.chunkCacheStats(), { chunks: 1, entries: 80 });
+  // Deleting a log releases its cached chunks.
+  await store.append(logs[1]!, [{ producerName: 'p', sequenceId: 10_000, key: undefined, properties: {}, payload: Buffer.from('last'), eventTimeMs: 0 }]);
+  t.is(store.chunkCacheStats().chunks, 1, 'the big chunk went with the next commit');
+  await store.deleteLog(logs[1]!);
+  t.deepEqual(store.chunkCacheStats(), { chunks: 0, entries: 0, bytes: 0 });
+});
