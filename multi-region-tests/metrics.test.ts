@@ -34,6 +34,12 @@ test.serial('metrics: /metrics of two regions report produce, dispatch, backlog,
   t.is(sampleValue(sh, 'admq_replication_entries_shipped_total', { ...dest, admq_region_from: 'shanghai', admq_region_to: 'beijing' }), 120);
   t.is(sampleValue(sh, 'admq_replication_backlog_entries', { ...dest, admq_region_from: 'shanghai', admq_region_to: 'beijing' }), 0);
   t.is(sampleValue(sh, 'admq_replication_link_state', { ...dest, admq_region_from: 'shanghai', admq_region_to: 'beijing', admq_link_state: 'connected' }), 1);
+  // The log store's chunk cache: within its bound, and the link read recent chunks from it.
+  const cached = sampleValue(sh, 'admq_storage_chunk_cache_entries', {}) ?? -1;
+  t.true(cached > 0 && cached <= 4096, `chunk cache entries ${cached}`);
+  t.true((sampleValue(sh, 'admq_storage_chunk_cache_bytes', {}) ?? 0) > 0);
+  t.true((sampleValue(sh, 'admq_storage_chunk_cache_hits_total', {}) ?? 0) > 0);
+  t.not(sampleValue(sh, 'admq_storage_chunk_cache_misses_total', {}), undefined);
 
   const bj = await scrape(cluster, 'beijing');
   t.is(sampleValue(bj, 'admq_broker_messages_published_total', dest), 120, 'replicated entries are appended too');

@@ -28,6 +28,8 @@ export interface MetricsSources {
   }>;
   /** Undefined for a standalone node. */
   replication(): ReplicationSnapshot | undefined;
+  /** The log store's cache of decoded chunks. */
+  chunkCache(): { entries: number; bytes: number; hits: number; misses: number };
 }
 
 export interface ReplicationSnapshot {
@@ -176,6 +178,21 @@ export class NodeMetrics {
         }
       },
       [published, publishedBytes, dispatched, backlog, entries],
+    );
+
+    const cacheEntries = meter.createObservableGauge('admq.storage.chunk_cache.entries', { description: 'Decoded entries held in the log store\'s chunk cache, all topics', unit: '{entry}' });
+    const cacheBytes = meter.createObservableGauge('admq.storage.chunk_cache.bytes', { description: 'Stored bytes of the chunks held in the chunk cache', unit: 'By' });
+    const cacheHits = meter.createObservableCounter('admq.storage.chunk_cache.hits', { description: 'Chunks that reads found in the chunk cache', unit: '{chunk}' });
+    const cacheMisses = meter.createObservableCounter('admq.storage.chunk_cache.misses', { description: 'Chunks that reads read from LMDB', unit: '{chunk}' });
+    meter.addBatchObservableCallback(
+      (observe) => {
+        const c = sources.chunkCache();
+        observe.observe(cacheEntries, c.entries, SYSTEM);
+        observe.observe(cacheBytes, c.bytes, SYSTEM);
+        observe.observe(cacheHits, c.hits, SYSTEM);
+        observe.observe(cacheMisses, c.misses, SYSTEM);
+      },
+      [cacheEntries, cacheBytes, cacheHits, cacheMisses],
     );
 
     const linkBacklog = meter.createObservableGauge('admq.replication.backlog.entries', { description: 'Entries a link has not shipped to its remote region yet', unit: '{entry}' });

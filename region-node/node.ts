@@ -139,6 +139,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
           sources: {
             topics: () => broker.loadedTopics().map((t) => t.counters()),
             replication: () => replication?.replicator.status(),
+            chunkCache: () => store.chunkCacheStats(),
           },
           ...(process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT && { otlpUrl: process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT }),
         });

@@ -245,6 +245,9 @@ export class LogStore {
   readonly #cachedChunks = new Map<Entry[], { log: TopicLog; base: number; bytes: number }>();
   #cachedEntries = 0;
   #cachedBytes = 0;
+  /** Chunks that reads and scans found in the cache, and those they read from LMDB. */
+  #cacheHits = 0;
+  #cacheMisses = 0;
   readonly #meta: Database<unknown, MetaKey>;
   readonly #options: Required<LogStoreOptions>;
   #queue: AppendRequest[] = [];
@@ -791,9 +794,9 @@ export class LogStore {
     this.#cachedBytes -= at.bytes;
   }
 
-  /** What the chunk cache holds now, all logs together. */
-  chunkCacheStats(): { chunks: number; entries: number; bytes: number } {
-    return { chunks: this.#cachedChunks.size, entries: this.#cachedEntries, bytes: this.#cachedBytes };
+  /** What the chunk cache holds now, all logs together, and how often reads found a chunk in it since start. */
+  chunkCacheStats(): { chunks: number; entries: number; bytes: number; hits: number; misses: number } {
+    return { chunks: this.#cachedChunks.size, entries: this.#cachedEntries, bytes: this.#cachedBytes, hits: this.#cacheHits, misses: this.#cacheMisses };
   }
 
   /**
@@ -863,6 +866,7 @@ export class LogStore {
     while (position() < end) {
       const cached = this.#cachedChunkContaining(log, position());
       if (cached) {
+        this.#cacheHits++;
         if (!visit({ cached })) return;
         continue;
       }
@@ -871,6 +875,7 @@ export class LogStore {
       for (const { key } of this.#chunks.getRange({ start: chunkKey(log.id, before), end: topicKeyPrefix(log.id), reverse: true, limit: 1 })) first = chunkKeyOffset(key);
       if (first === undefined) return;
       for (const { key, value } of this.#chunks.getRange({ start: chunkKey(log.id, first), end: chunkKey(log.id, end) })) {
+        this.#cacheMisses++;
         if (!visit({ base: chunkKeyOffset(key), stored: value })) return;
         if (position() >= end || this.#cachedChunkContaining(log, position())) break;
       }
