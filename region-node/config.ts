@@ -25,6 +25,9 @@ export interface RegionNodeConfig {
   replayEntriesMax: number;
   /** Entries handed out per dispatch round before yielding to I/O. Default 1,000. */
   dispatchBatchMax: number;
+  /** Decoded entries, and their chunks' stored bytes, kept in memory for readers of recent entries, all topics together. Default 4,096 and 8 MiB. */
+  chunkCacheEntriesMax: number;
+  chunkCacheBytesMax: number;
   /** Default delay before a negatively acked message is redelivered, in ms. Default 1,000. */
   negativeAckRedeliveryDelayMs: number;
   /** Tenant/namespace created on first start so that a new node is usable at once; "" for none. Default "public/default". */
@@ -68,6 +71,8 @@ export const DEFAULT_CONFIG: RegionNodeConfig = {
   maxClockOffsetMs: 500,
   replayEntriesMax: 10_000,
   dispatchBatchMax: 1_000,
+  chunkCacheEntriesMax: 4_096,
+  chunkCacheBytesMax: 8 * 1024 * 1024,
   negativeAckRedeliveryDelayMs: 1_000,
   bootstrapNamespace: 'public/default',
   shutdownGraceMs: 5_000,
@@ -123,6 +128,8 @@ export function validateConfig(input: Partial<RegionNodeConfig> & Record<string,
     maxClockOffsetMs: integer('maxClockOffsetMs', merged.maxClockOffsetMs, 1, 3_600_000),
     replayEntriesMax: integer('replayEntriesMax', merged.replayEntriesMax, 1, 10_000_000),
     dispatchBatchMax: integer('dispatchBatchMax', merged.dispatchBatchMax, 1, 100_000),
+    chunkCacheEntriesMax: integer('chunkCacheEntriesMax', merged.chunkCacheEntriesMax, 1, 10_000_000),
+    chunkCacheBytesMax: integer('chunkCacheBytesMax', merged.chunkCacheBytesMax, 1, 64 * 1024 * 1024 * 1024),
     negativeAckRedeliveryDelayMs: integer('negativeAckRedeliveryDelayMs', merged.negativeAckRedeliveryDelayMs, 0, 86_400_000),
     bootstrapNamespace: bootstrap,
     shutdownGraceMs: integer('shutdownGraceMs', merged.shutdownGraceMs, 0, 600_000),

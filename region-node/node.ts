@@ -89,6 +89,8 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
     durability: clusterMetadata ? 'none' : config.durability,
     readPhysicalMs,
     maxClockOffsetMs: config.maxClockOffsetMs,
+    chunkCacheEntriesMax: config.chunkCacheEntriesMax,
+    chunkCacheBytesMax: config.chunkCacheBytesMax,
   });
   const broker = new Broker(store, {
     messageBytesMax: config.messageBytesMax,
