@@ -247,6 +247,7 @@ export async function start(input: Partial<RegionNodeConfig>, deps: RegionNodeDe
       await replication?.close();
       grpcServer.forceShutdown();
       httpServer.close();
+      await cluster?.close();
       broker.close();
       await store.close();
       throw error;

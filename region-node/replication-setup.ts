@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { startReplicator, type ReplicatorHandle } from '../replicator/index.ts';
-import { bindGrpcServer, channelCredentials, channelOptions, tlcpPeerIdentity, type TransportSecurity } from '../tls/index.ts';
+import { bindGrpcServer, channelCredentials, channelOptions, tlcpPeerIdentity, type ServerBinding, type TransportSecurity } from '../tls/index.ts';
 import type { Placement, Topology } from '../topology/index.ts';
 import type { Tracer } from '../observability/tracing.ts';
 import type { Broker } from './broker/broker.ts';
@@ -101,7 +101,15 @@ export async function startReplication(options: {
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 });
   server.addService(replicator.service.definition, replicator.service.implementation);
   const [host, port] = options.listenAddress.split(':') as [string, string];
-  const binding = await bindGrpcServer(server, serverSecurity, { host, port: Number(port) });
+  let binding: ServerBinding;
+  try {
+    binding = await bindGrpcServer(server, serverSecurity, { host, port: Number(port) });
+  } catch (error) {
+    // The links have started: stop them before the caller closes the log they read.
+    await replicator.close();
+    server.forceShutdown();
+    throw error;
+  }
   let closed: Promise<void> | undefined;
   return {
     replicator,

@@ -1,8 +1,10 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { AdminClient, AdmqClient, type Producer } from '../client/index.ts';
+import { freePorts } from '../test-support/processes.ts';
 import { start } from './index.ts';
 
 test('restart: messages, cursors, producer sequence and the HLC survive a clean restart, even with the clock set back', async (t) => {
@@ -43,4 +45,30 @@ test('start: durability "none" is accepted and serves', async (t) => {
   t.is((await producer.send({ payload: 'x' })).offset, 0);
   await client.close();
   await node.close();
+});
+
+test('start: a replication port already in use fails the start with the address named, and nothing runs on after it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'admq-busy-port-'));
+  const [grpcA, adminA, grpcB, adminB, replicationB] = await freePorts(5);
+  const squatter = createServer();
+  await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+  const busy = (squatter.address() as AddressInfo).port;
+  const topology = {
+    regions: {
+      a: { grpc: `127.0.0.1:${grpcA}`, admin: `127.0.0.1:${adminA}`, replication: `127.0.0.1:${busy}` },
+      b: { grpc: `127.0.0.1:${grpcB}`, admin: `127.0.0.1:${adminB}`, replication: `127.0.0.1:${replicationB}` },
+    },
+    transport: { kind: 'insecure' },
+  };
+  const topologyPath = join(dir, 'topology.json');
+  writeFileSync(topologyPath, JSON.stringify(topology));
+  const lines: string[] = [];
+  await t.throwsAsync(start({ dataDir: join(dir, 'a'), topology: topologyPath, region: 'a' }, { log: (line) => lines.push(line) }), { message: new RegExp(`${busy}`) });
+  // Before the fix the links toward b (down) kept retrying and read the closed log a few
+  // tens of milliseconds later, which threw in a timer and took the whole process down.
+  const linesAtFailure = lines.length;
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  t.is(lines.length, linesAtFailure, `no link logged after the failed start:\n${lines.slice(linesAtFailure).join('\n')}`);
+  squatter.close();
+  rmSync(dir, { recursive: true, force: true });
 });

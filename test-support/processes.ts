@@ -1,36 +1,98 @@
 // Helpers for tests that run region nodes as real child processes.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ADMQ_CLI = fileURLToPath(new URL('../cli/admq.mjs', import.meta.url));
 
-/** Asks the kernel for a free loopback port (so a restarted node can reuse it). */
+/** A free loopback port, reserved for this process (so a restarted node can reuse it). */
 export async function freePort(): Promise<number> {
   const [port] = await freePorts(1);
   return port as number;
 }
 
+// Ports handed to tests come from below the kernel's ephemeral range, so that no outgoing
+// connection (of any process) can take one while its node is down between a kill and a
+// restart. Test processes running side by side share the range through lock files, one
+// per port, holding the owner's pid; a lock whose owner is dead is taken over.
+const PORT_LOCK_DIR = join(tmpdir(), 'admq-test-ports');
+const PORT_RANGE_LOW = 20_000;
+const heldPorts = new Set<number>();
+
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > PORT_RANGE_LOW + 1000) return low;
+  } catch {
+    // Not Linux: fall through to the IANA dynamic range's start.
+  }
+  return 32_768;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Takes the port's lock file for this process; false if a live process holds it. */
+function lockPort(port: number): boolean {
+  const file = join(PORT_LOCK_DIR, String(port));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number(readFileSync(file, 'utf8'));
+      if (Number.isInteger(owner) && owner > 0 && pidAlive(owner)) return false;
+      rmSync(file, { force: true });
+    }
+  }
+  return false;
+}
+
+function releaseHeldPorts(): void {
+  for (const port of heldPorts) rmSync(join(PORT_LOCK_DIR, String(port)), { force: true });
+  heldPorts.clear();
+}
+
+function canListen(port: number): Promise<boolean> {
+  const server: Server = createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
 /**
- * Asks the kernel for `count` free loopback ports, all different: every listener stays
- * open until the last is bound (ports taken one at a time, each closed at once, can
- * repeat).
+ * `count` different loopback ports that are free now and that no other test process will be
+ * given while this one lives. They lie below the ephemeral range, so the kernel never hands
+ * them to an outgoing connection either: a node killed and restarted gets its port back.
  */
 export async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve());
-      });
-    }
-    return servers.map((s) => (s.address() as AddressInfo).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  if (heldPorts.size === 0) {
+    mkdirSync(PORT_LOCK_DIR, { recursive: true });
+    process.once('exit', releaseHeldPorts);
   }
+  const high = ephemeralLow();
+  const span = high - PORT_RANGE_LOW;
+  const ports: number[] = [];
+  let candidate = PORT_RANGE_LOW + Math.floor(Math.random() * span);
+  for (let tried = 0; ports.length < count; tried++) {
+    if (tried >= span) throw new Error(`no free loopback port left in ${PORT_RANGE_LOW}-${high - 1} (locks in ${PORT_LOCK_DIR})`);
+    candidate = PORT_RANGE_LOW + ((candidate - PORT_RANGE_LOW + 1) % span);
+    if (heldPorts.has(candidate) || !lockPort(candidate)) continue;
+    heldPorts.add(candidate);
+    if (await canListen(candidate)) ports.push(candidate);
+  }
+  return ports;
 }
 
 export interface NodeProcess {
