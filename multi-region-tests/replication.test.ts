@@ -44,6 +44,37 @@ test.serial('replication: partition of one region heals (3 regions, full mesh, T
   t.true(history.produces().filter((p) => p.acked).length >= 900);
 });
 
+test.serial('replication: while a region is down, a third region passes over the entries it would never send it (full mesh), and all arrive after its restart', async (t) => {
+  const cluster = await Cluster.start({ regions: REGIONS });
+  t.teardown(() => cluster.stop());
+  const topic = 'persistent://public/default/pass-over';
+  await cluster.createTopic('shanghai', topic);
+  type Link = { state: string; ackedOffset: number; tail: number; backlogEntries: number };
+  const linkOf = async (from: string): Promise<Link | undefined> =>
+    (await cluster.replicationStatus(from)).links.find((l) => l.topic === topic && l.to === 'shenzhen') as unknown as Link | undefined;
+  await waitFor(async () => (await linkOf('beijing'))?.state === 'connected', 30_000, "beijing's link to shenzhen");
+  await cluster.kill('shenzhen');
+  await waitFor(async () => (await linkOf('beijing'))?.state !== 'connected' && (await linkOf('shanghai'))?.state !== 'connected', 30_000, 'the links to shenzhen going down');
+  const history = new History();
+  // Only shanghai writes: in a full mesh its entries reach shenzhen from shanghai, never from beijing.
+  const work = runProducers(cluster, history, { topic, regions: ['shanghai'], messagesMax: 600, durationMs: 60_000, ratePerRegion: 300 });
+  await work.finished();
+  const acked = history.produces().filter((p) => p.acked).length;
+  t.true(acked > 0);
+  await waitFor(async () => ((await cluster.admin('beijing').topicStats(topic)) as { entries: number }).entries >= acked, 30_000, "beijing holding shanghai's entries");
+  await waitFor(async () => (await linkOf('beijing'))?.backlogEntries === 0, 15_000, "beijing's link to shenzhen passing over shanghai's entries while down");
+  const fromBeijing = (await linkOf('beijing')) as Link;
+  t.not(fromBeijing.state, 'connected', 'shenzhen is still down');
+  t.true(fromBeijing.ackedOffset >= acked && fromBeijing.ackedOffset === fromBeijing.tail, `cursor ${fromBeijing.ackedOffset} at the tail ${fromBeijing.tail}`);
+  const fromShanghai = (await linkOf('shanghai')) as Link;
+  t.true(fromShanghai.backlogEntries >= acked, `shanghai's link still owes shenzhen its ${acked} entries (backlog ${fromShanghai.backlogEntries})`);
+  await cluster.startRegion('shenzhen');
+  await converge(cluster, topic, 60_000);
+  await recordStoredEverywhere(cluster, history, topic);
+  const violations = checkHistory(history, { regions: REGIONS });
+  t.deepEqual(violations, [], formatViolations(violations));
+});
+
 test.serial('replication: SIGKILL of a region mid-stream, then restart — nothing acked lost, no duplicates', async (t) => {
   const cluster = await Cluster.start({ regions: REGIONS });
   t.teardown(() => cluster.stop());

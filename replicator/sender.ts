@@ -107,6 +107,8 @@ export class LinkSender {
   /** The node the current stream was opened to (undefined: an entry node). */
   #target: string | undefined;
   #redirectsInARow = 0;
+  /** While the link is down: the offset of an entry it must ship, where passing over stops. */
+  #downBlockedAt = -1;
   /** The frontiers last sent on this stream, to send only changes. */
   #lastSync = '';
   /** Origins whose entries reach the remote over another link. */
@@ -212,6 +214,7 @@ export class LinkSender {
     const delay = immediate ? 0 : backoffMs(this.#attempt++, this.o.random());
     this.o.logLine(`${this.#tag()} link down (${this.#lastError ?? 'closed'}); retrying in ${delay} ms`);
     this.#timer = setTimeout(() => this.#connect(), delay);
+    this.#pump();
   }
 
   /**
@@ -243,7 +246,11 @@ export class LinkSender {
   }
 
   #pump(): void {
-    if (this.state !== 'connected' || !this.#stream || this.#pumping) return;
+    if (this.#pumping || this.state === 'stopped') return;
+    if (this.state !== 'connected' || !this.#stream) {
+      this.#passOverWhileDown();
+      return;
+    }
     this.#pumping = true;
     try {
       const tail = this.o.log.tail(this.o.topic);
@@ -302,6 +309,28 @@ export class LinkSender {
     } finally {
       this.#pumping = false;
     }
+  }
+
+  /**
+   * While the link is down, passes over the entries it would never ship (origins that reach
+   * the remote by another path) as they come, so that the scan is not left for the moment
+   * the remote is back. A region that took a peer's backlog during a partition of a third
+   * otherwise scanned all of it at the heal, on the cores the catch-up needs. Nothing is in
+   * flight while the link is down, so the cursor moves at once; it stays at the first entry
+   * the link must ship, and that entry is not looked at again until the link is up.
+   */
+  #passOverWhileDown(): void {
+    if (this.#inflight.length > 0 || this.#sentOffset !== this.#ackedOffset || this.#sentOffset === this.#downBlockedAt || this.#nextTurn) return;
+    if (this.#sentOffset >= this.o.log.tail(this.o.topic)) return;
+    const passed = this.o.log.skipOrigins(this.o.topic, this.#sentOffset, SKIP_SCAN_ENTRIES, this.#notRouted);
+    if (passed === this.#sentOffset) {
+      this.#downBlockedAt = passed;
+      return;
+    }
+    this.#sentOffset = passed;
+    this.#advance(passed);
+    // A long stretch is passed over in steps, a turn each, as when the link is up.
+    if (passed < this.o.log.tail(this.o.topic)) this.#schedulePumpNextTurn();
   }
 
   #schedulePumpNextTurn(): void {
