@@ -42,7 +42,7 @@ function pidAlive(pid: number): boolean {
 }
 
 /** Takes the port's lock file for this process; false if a live process holds it. */
-function lockPort(port: number): boolean {
+export function lockPort(port: number): boolean {
   const file = join(PORT_LOCK_DIR, String(port));
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -50,8 +50,15 @@ function lockPort(port: number): boolean {
       return true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const owner = Number(readFileSync(file, 'utf8'));
-      if (Number.isInteger(owner) && owner > 0 && pidAlive(owner)) return false;
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch {
+        continue; // released in the meantime: try again
+      }
+      const owner = Number(text);
+      // Empty: its owner has created it and not yet written its pid.
+      if (!(Number.isInteger(owner) && owner > 0) || pidAlive(owner)) return false;
       rmSync(file, { force: true });
     }
   }
