@@ -126,8 +126,9 @@ async function cmdStart(argv: string[]): Promise<number> {
   if (!Number.isFinite(skewMs)) throw new UsageError(`ADMQ_CLOCK_SKEW_MS must be a number of ms; got "${process.env.ADMQ_CLOCK_SKEW_MS}"`);
   // V8 drops the bytecode of functions that have not run for a while and compiles them again
   // on their next call. A region node has code that sleeps through a partition and must run
-  // flat out at the heal (receiving and storing a catch-up); keeping it compiled costs a
-  // few MB of heap. Process-wide, so it is set here, where the node's process starts.
+  // flat out at the heal (a link's read and encode path); the price is that bytecode of
+  // functions that never run again stays in the heap. Process-wide, so it is set here,
+  // where the node's process starts.
   v8.setFlagsFromString('--no-flush-bytecode');
   const node = await start(config, skewMs !== 0 ? { readPhysicalMs: () => Date.now() + skewMs } : {});
   if (skewMs !== 0) console.log(`  clock skewed by ${skewMs} ms (ADMQ_CLOCK_SKEW_MS)`);
