@@ -247,30 +247,36 @@ export class LinkSender {
 
   #pump(): void {
     if (this.#pumping || this.state === 'stopped') return;
-    if (this.state !== 'connected' || !this.#stream) {
-      this.#passOverWhileDown();
-      return;
-    }
     this.#pumping = true;
     try {
       const tail = this.o.log.tail(this.o.topic);
-      while (this.#windowOpen() && this.#sentOffset < tail) {
+      while (this.#sentOffset < tail) {
         // One batch per event-loop turn: its bytes leave (grpc-js and the socket write
         // after this turn) while the next one is read and encoded, and acks and other
         // links get their turn. Filling a 16 MiB window in one go kept the first byte of
         // a catch-up on this side for a quarter of a second. The turn after a batch
         // pumps again.
         if (this.#nextTurn) break;
+        // A link that is down ships nothing, but passes over all the same (below), up to
+        // the first entry it must ship; that entry is not looked at again until it is up.
+        const stream = this.state === 'connected' ? this.#stream : undefined;
+        if (stream ? !this.#windowOpen() : this.#sentOffset === this.#downBlockedAt) break;
         // Entries of origins that reach the remote by another path (a full mesh: every
         // origin but this region) are passed over without being decoded. A region that
         // received a long backlog from a peer otherwise decoded all of it, on reconnecting
-        // to a third region, only to ship none of it.
+        // to a third region, only to ship none of it; and a link that is down passes over
+        // them as they arrive, so that the scan is done before the remote is back, not on
+        // the cores its catch-up needs.
         const passed = this.o.log.skipOrigins(this.o.topic, this.#sentOffset, SKIP_SCAN_ENTRIES, this.#notRouted);
         if (passed > this.#sentOffset) {
           // A long stretch is passed over in steps, a turn each, like batches.
           if (passed - this.#sentOffset >= SKIP_SCAN_ENTRIES) this.#schedulePumpNextTurn();
           this.#passOver(passed);
           continue;
+        }
+        if (!stream) {
+          this.#downBlockedAt = this.#sentOffset;
+          break;
         }
         const entries = this.o.log.read(this.o.topic, this.#sentOffset, this.o.batchEntriesMax);
         if (entries.length === 0) break;
@@ -303,34 +309,12 @@ export class LinkSender {
           }
         }
         this.#inflight.push({ batchId, endOffset: end, entries: selection.ship.length, bytes: shippedBytes, publishTimes: selection.ship.map((e) => e.publishTimeMs), ...(spans.length > 0 && { spans }) });
-        this.#stream.write(encodeBatchRequest(batchId, selection.ship));
+        stream.write(encodeBatchRequest(batchId, selection.ship));
         this.#schedulePumpNextTurn();
       }
     } finally {
       this.#pumping = false;
     }
-  }
-
-  /**
-   * While the link is down, passes over the entries it would never ship (origins that reach
-   * the remote by another path) as they come, so that the scan is not left for the moment
-   * the remote is back. A region that took a peer's backlog during a partition of a third
-   * otherwise scanned all of it at the heal, on the cores the catch-up needs. Nothing is in
-   * flight while the link is down, so the cursor moves at once; it stays at the first entry
-   * the link must ship, and that entry is not looked at again until the link is up.
-   */
-  #passOverWhileDown(): void {
-    if (this.#inflight.length > 0 || this.#sentOffset !== this.#ackedOffset || this.#sentOffset === this.#downBlockedAt || this.#nextTurn) return;
-    if (this.#sentOffset >= this.o.log.tail(this.o.topic)) return;
-    const passed = this.o.log.skipOrigins(this.o.topic, this.#sentOffset, SKIP_SCAN_ENTRIES, this.#notRouted);
-    if (passed === this.#sentOffset) {
-      this.#downBlockedAt = passed;
-      return;
-    }
-    this.#sentOffset = passed;
-    this.#advance(passed);
-    // A long stretch is passed over in steps, a turn each, as when the link is up.
-    if (passed < this.o.log.tail(this.o.topic)) this.#schedulePumpNextTurn();
   }
 
   #schedulePumpNextTurn(): void {
