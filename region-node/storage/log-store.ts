@@ -769,26 +769,25 @@ export class LogStore {
    */
   #cacheChunk(log: TopicLog, base: number, entries: Entry[], bytes: number): void {
     const previous = log.chunkCache.get(base);
-    if (previous) this.#uncacheChunk(log, base, previous);
+    if (previous) this.#uncacheChunk(previous);
     log.chunkCache.set(base, entries);
     this.#cachedChunks.set(entries, { log, base, bytes });
     this.#cachedEntries += entries.length;
     this.#cachedBytes += bytes;
     if (log.chunkCache.size > CHUNK_CACHE_PER_LOG_MAX) {
-      const [oldestBase, oldest] = log.chunkCache.entries().next().value as [number, Entry[]];
-      this.#uncacheChunk(log, oldestBase, oldest);
+      this.#uncacheChunk(log.chunkCache.values().next().value as Entry[]);
     }
-    for (const [cached, at] of this.#cachedChunks) {
+    for (const cached of this.#cachedChunks.keys()) {
       if (this.#cachedEntries <= this.#options.chunkCacheEntriesMax && this.#cachedBytes <= this.#options.chunkCacheBytesMax) break;
       if (cached === entries) break;
-      this.#uncacheChunk(at.log, at.base, cached);
+      this.#uncacheChunk(cached);
     }
   }
 
-  #uncacheChunk(log: TopicLog, base: number, entries: Entry[]): void {
-    if (log.chunkCache.get(base) === entries) log.chunkCache.delete(base);
+  #uncacheChunk(entries: Entry[]): void {
     const at = this.#cachedChunks.get(entries);
     if (!at) return;
+    if (at.log.chunkCache.get(at.base) === entries) at.log.chunkCache.delete(at.base);
     this.#cachedChunks.delete(entries);
     this.#cachedEntries -= entries.length;
     this.#cachedBytes -= at.bytes;
@@ -982,7 +981,7 @@ export class LogStore {
   }
 
   #uncacheLog(log: TopicLog): void {
-    for (const [base, entries] of [...log.chunkCache]) this.#uncacheChunk(log, base, entries);
+    for (const entries of log.chunkCache.values()) this.#uncacheChunk(entries);
   }
 
   /** Cluster mode: called with every cursor saved, so the cluster layer can keep it in the metadata store. */
