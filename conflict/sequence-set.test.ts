@@ -150,6 +150,27 @@ test('sequence-set: union is the set union, commutative, associative and idempot
   t.pass();
 });
 
+test('sequence-set: addRange adds every id of the range, as one-by-one adds do within the bound', (t) => {
+  fc.assert(
+    fc.property(ids, fc.integer({ min: 0, max: 121 }), fc.integer({ min: 0, max: 30 }), fc.integer({ min: 1, max: 6 }), (added, first, length, rangesMax) => {
+      const last = first + length;
+      const run = Array.from({ length: length + 1 }, (_, i) => first + i);
+      const exact = new Set([...added, ...run]);
+      // Within the default bound: the very set one-by-one adds give.
+      if (JSON.stringify(setOf(added).addRange(first, last)) !== JSON.stringify(setOf([...added, ...run]))) return false;
+      // Under a small bound: never an id that was not added, never more ranges than the
+      // bound, and the highest id kept.
+      const trimmed = setOf(added, rangesMax).addRange(first, last);
+      if (trimmed.rangeCount > rangesMax) return false;
+      for (const id of trimmed.values()) if (!exact.has(id)) return false;
+      return trimmed.highest() === Math.max(...exact);
+    }),
+    { seed, numRuns },
+  );
+  t.throws(() => SequenceSet.empty().addRange(5, 4), { instanceOf: SequenceSetError });
+  t.throws(() => SequenceSet.empty().addRange(-1, 4), { instanceOf: SequenceSetError });
+});
+
 test('sequence-set: a trimmed union is a subset of the exact union and keeps its highest id', (t) => {
   fc.assert(
     fc.property(ids, ids, fc.integer({ min: 1, max: 4 }), (a, b, rangesMax) => {

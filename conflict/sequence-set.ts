@@ -164,6 +164,19 @@ export class SequenceSet {
   }
 
   /**
+   * The set with every id of `first..last` added, without a copy of the ranges per id.
+   * Within the bound it is the set that adding them one by one gives. Over it, like
+   * `union`, it trims once, at the end: a range that one-by-one adding would have dropped
+   * on the way, before the new ids joined it to a kept one, may stay.
+   */
+  addRange(first: number, last: number): SequenceSet {
+    checkSequenceId(first, 'first');
+    checkSequenceId(last, 'last');
+    if (first > last) throw new SequenceSetError('first', `${first} is above last ${last}`);
+    return this.union(new SequenceSet([[first, last]], this.rangesMax));
+  }
+
+  /**
    * Everything in either set, trimmed to this set's bound (the local setting rules what is
    * stored locally). Within the bound, union is commutative, associative and idempotent.
    * Once trimming drops ranges it is no longer associative: ranges dropped from a partial

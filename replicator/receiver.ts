@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as hdr from 'hdr-histogram-js';
 import { ClockSkewError } from '../conflict/index.ts';
 import { ReplicationErrorCode } from './errors.ts';
-import type { ReplicationLog } from './log.ts';
+import type { LogEntry, ReplicatedEntry, ReplicationLog } from './log.ts';
 import { SpanKind, endSpans, startMessageSpan, type Span, type Tracer } from '../observability/tracing.ts';
 import { fromWire, frontiersFromWire, type WireEntry, type WireSubscriptionFrontier } from './wire.ts';
 
@@ -70,7 +70,7 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
         call.end();
       }
     });
-    call.on('data', (request: { request?: string; hello?: { fromRegion: string; topic: string; parentTopic?: string; parentPartitions?: number; keyed?: boolean }; batch?: { batchId: string; entries: WireEntry[] }; subscriptions?: { subscriptions?: WireSubscriptionFrontier[] }; heartbeat?: { watermarks?: Record<string, string> } }) => {
+    call.on('data', (request: { request?: string; hello?: { fromRegion: string; topic: string; parentTopic?: string; parentPartitions?: number; keyed?: boolean }; batch?: { batchId: string | number; entries: WireEntry[]; replicated?: LogEntry[] }; subscriptions?: { subscriptions?: WireSubscriptionFrontier[] }; heartbeat?: { watermarks?: Record<string, string> } }) => {
       if (ended) return;
       if (!topic) {
         const hello = request.hello;
@@ -151,10 +151,11 @@ export function createReceiver(o: ReceiverOptions): { handler: grpc.handleBidiSt
       // batch never leaves a gap behind a later one.
       if (refusing) return;
       let appended: Promise<{ appended: number; duplicates: number }>;
-      let entries: ReturnType<typeof fromWire>[] = [];
+      let entries: ReplicatedEntry[] = [];
       const spans: Span[] = [];
       try {
-        entries = batch.entries.map(fromWire);
+        // Decoded by the batch codec (replicator.ts), or by proto-loader.
+        entries = batch.replicated ?? batch.entries.map(fromWire);
         if (o.tracer) {
           for (const e of entries) {
             const span = startMessageSpan(o.tracer, `receive ${name} ${from} --> ${o.log.region}`, e.properties, SpanKind.CONSUMER, { 'messaging.destination.name': name, 'messaging.message.id': `${e.originRegion}:${e.originPosition}`, 'admq.region.from': from, 'admq.region.to': o.log.region });

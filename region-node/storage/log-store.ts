@@ -16,9 +16,10 @@
 import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { ClockSkewError, HybridLogicalClock, SequenceSet, hlcWallMs, packHlc, type HlcTimestamp } from '../../conflict/index.ts';
+import { ClockSkewError, HybridLogicalClock, hlcWallMs, packHlc, type HlcTimestamp } from '../../conflict/index.ts';
 import { ErrorCode } from '../../proto/index.ts';
 import { AdmqError, InvariantViolation, StorageError, assert } from '../errors.ts';
+import { StagedProducerMark, loadProducerMark, storeProducerMark, type ProducerMark, type StoredProducerMark } from './producer-mark.ts';
 import { chunkKey, chunkKeyOffset, topicKeyPrefix, decodeChunk, encodeChunk, entryEncodedBytes, peekChunkOrigins, type Entry } from './entry-codec.ts';
 
 export type Durability = 'fsync' | 'none';
@@ -62,65 +63,13 @@ export interface AppendResult {
   hlc: bigint;
 }
 
-/**
- * A producer's dedupe state in one topic log: its highest sequence id, where that entry
- * is, and every sequence id of it the log holds, whichever region accepted it. The last
- * is what makes dedupe work across regions: a producer that fails over from A to B
- * resends to B what A had stored, and A's copies arrive later by replication; each
- * region keeps the first copy it stores and skips the other. A high-water mark alone
- * would wrongly skip A's older entries that arrive after B stored newer ones.
- */
-export interface ProducerMark {
-  sequenceId: number;
-  offset: number;
-  seen: SequenceSet;
-  /** The highest sequence id this region accepted from the producer itself (-1: none). */
-  localSequenceId: number;
+/** The producer's mark in the commit being staged, starting from the log's. */
+function stagedMark(s: StagedLog, producerName: string): StagedProducerMark {
+  let mark = s.producers.get(producerName);
+  if (!mark) s.producers.set(producerName, (mark = new StagedProducerMark(s.log.producers.get(producerName))));
+  return mark;
 }
 
-/** How a ProducerMark is stored (`seen` as ranges; absent in marks written before it existed). */
-interface StoredProducerMark {
-  sequenceId: number;
-  offset: number;
-  seen?: Array<[number, number]>;
-  localSequenceId?: number;
-}
-
-function loadProducerMark(stored: StoredProducerMark): ProducerMark {
-  // A mark from before `seen` existed meant "every id up to sequenceId"; keep that meaning.
-  const seen = stored.seen ? SequenceSet.fromJSON(stored.seen) : stored.sequenceId >= 0 ? SequenceSet.fromJSON([[0, stored.sequenceId]]) : SequenceSet.empty();
-  return { sequenceId: stored.sequenceId, offset: stored.offset, seen, localSequenceId: stored.localSequenceId ?? stored.sequenceId };
-}
-
-function storeProducerMark(mark: ProducerMark): StoredProducerMark {
-  return { sequenceId: mark.sequenceId, offset: mark.offset, seen: mark.seen.toJSON(), localSequenceId: mark.localSequenceId };
-}
-
-/**
- * Whether a producer's sequence id is already in the log. Ids below the lowest kept range
- * are NOT taken as seen: they may be older entries of the producer that another region
- * accepted and that arrive only now (a failover). Once the bound on ranges has dropped the
- * oldest ones, a very old resend may be stored twice; that is a duplicate, never a loss.
- */
-function alreadySeen(mark: ProducerMark | undefined, sequenceId: number): boolean {
-  return mark !== undefined && mark.seen.has(sequenceId);
-}
-
-/**
- * A send from the producer itself is also a duplicate at or below the highest id this
- * region accepted from it (Pulsar's rule): a producer sends in order, so that holds even
- * for producers whose ids are sparse (say, timestamps) and outgrow the bounded ranges.
- */
-function alreadySeenLocally(mark: ProducerMark | undefined, sequenceId: number): boolean {
-  return mark !== undefined && (sequenceId <= mark.localSequenceId || mark.seen.has(sequenceId));
-}
-
-function markWith(mark: ProducerMark | undefined, sequenceId: number, offset: number, local: boolean): ProducerMark {
-  const seen = (mark?.seen ?? SequenceSet.empty()).add(sequenceId);
-  const localSequenceId = local ? Math.max(mark?.localSequenceId ?? -1, sequenceId) : (mark?.localSequenceId ?? -1);
-  if (mark && mark.sequenceId > sequenceId) return { sequenceId: mark.sequenceId, offset: mark.offset, seen, localSequenceId };
-  return { sequenceId, offset, seen, localSequenceId };
-}
 
 /**
  * Regional cluster (DESIGN §4): where a topic's committed chunks are replicated before they
@@ -209,7 +158,7 @@ interface StagedLog {
   log: TopicLog;
   nextOffset: number;
   lastPublishTimeMs: number;
-  producers: Map<string, ProducerMark>;
+  producers: Map<string, StagedProducerMark>;
   origins: Map<string, OriginMark>;
   chunks: Array<{ base: number; entries: Entry[]; bytes: number }>;
   /** Cluster mode: copies of the chunks' bytes, for the sink. */
@@ -529,7 +478,7 @@ export class LogStore {
       assert(s.nextOffset >= s.log.nextOffset, `${s.log.name}: offset went backwards`);
       s.log.nextOffset = s.nextOffset;
       s.log.lastPublishTimeMs = s.lastPublishTimeMs;
-      for (const [name, mark] of s.producers) s.log.producers.set(name, mark);
+      for (const [name, staged] of s.producers) if (staged.added) s.log.producers.set(name, staged.written());
       for (const [origin, mark] of s.origins) s.log.origins.set(origin, mark);
       for (const chunk of s.chunks) this.#cacheChunk(s.log, chunk.base, chunk.entries, chunk.bytes);
       s.log.bytesAppended += s.bytes;
@@ -651,9 +600,9 @@ export class LogStore {
       const out: AppendResult[] = [];
       const entries = pending.get(log) as Entry[];
       for (const m of request.messages) {
-        const mark = m.producerName ? (s.producers.get(m.producerName) ?? log.producers.get(m.producerName)) : undefined;
-        if (alreadySeenLocally(mark, m.sequenceId)) {
-          out.push({ sequenceId: m.sequenceId, offset: m.sequenceId === mark?.sequenceId ? mark.offset : -1, duplicate: true, hlc: 0n });
+        const mark = m.producerName ? stagedMark(s, m.producerName) : undefined;
+        if (mark?.seenLocally(m.sequenceId)) {
+          out.push({ sequenceId: m.sequenceId, offset: mark.offsetOf(m.sequenceId), duplicate: true, hlc: 0n });
           continue;
         }
         const hlc: HlcTimestamp = this.clock.now();
@@ -676,7 +625,7 @@ export class LogStore {
         s.lastPublishTimeMs = publishTimeMs;
         log.stageHook?.local(entry);
         entries.push(entry);
-        if (m.producerName) s.producers.set(m.producerName, markWith(mark, m.sequenceId, offset, true));
+        mark?.add(m.sequenceId, offset, true);
         out.push({ sequenceId: m.sequenceId, offset, duplicate: false, hlc });
       }
       // The highest origin position taken from each origin in this request, and its HLC:
@@ -705,8 +654,8 @@ export class LogStore {
         takenHlc = r.hlc;
         // Producer dedupe across regions: the same (producer, sequence id) accepted by
         // another region first (a producer that failed over and resent) is stored once.
-        const producerMark = r.producerName ? (s.producers.get(r.producerName) ?? log.producers.get(r.producerName)) : undefined;
-        if (r.producerName && alreadySeen(producerMark, r.sequenceId)) {
+        const producerMark = r.producerName ? stagedMark(s, r.producerName) : undefined;
+        if (producerMark?.seen(r.sequenceId)) {
           out.push({ sequenceId: r.sequenceId, offset: -1, duplicate: true, hlc: r.hlc });
           continue;
         }
@@ -718,7 +667,7 @@ export class LogStore {
         stored.offset = offset;
         log.stageHook?.replicated(stored);
         entries.push(stored);
-        if (r.producerName) s.producers.set(r.producerName, markWith(producerMark, r.sequenceId, offset, false));
+        producerMark?.add(r.sequenceId, offset, false);
         out.push({ sequenceId: r.sequenceId, offset, duplicate: false, hlc: r.hlc });
       }
       settleTaken();
@@ -749,7 +698,7 @@ export class LogStore {
         s.entries++;
       }
       flush();
-      for (const [name, mark] of s.producers) this.#meta.putSync(['producer', log.id, name], storeProducerMark(mark));
+      for (const [name, staged] of s.producers) if (staged.added) this.#meta.putSync(['producer', log.id, name], storeProducerMark(staged.written()));
       for (const [origin, mark] of s.origins) this.#meta.putSync(['origin', log.id, origin], mark);
     }
     this.#meta.putSync(['hlc'], this.clock.last.toString());
@@ -930,7 +879,7 @@ export class LogStore {
       if (key.startsWith(`cursor\u0000${id}\u0000`) || key.startsWith(`replCursor\u0000${id}\u0000`)) this.#dirtyCursors.delete(key);
     }
     await this.#chunks.transaction(() => this.#removeLogData(id));
-    const producers = new Map<string, ProducerMark>();
+    const producers = new Map<string, StagedProducerMark>();
     const origins = new Map<string, OriginMark>();
     let next = -1;
     let maxHlc = 0n;
@@ -952,7 +901,11 @@ export class LogStore {
         if (next >= 0 && entry.offset !== next) throw new InvariantViolation(`${name}: restored entry ${entry.offset}, expected ${next}`);
         next = entry.offset + 1;
         if (entry.hlc > maxHlc) maxHlc = entry.hlc;
-        if (entry.producerName) producers.set(entry.producerName, markWith(producers.get(entry.producerName), entry.sequenceId, entry.offset, entry.originRegion === this.region));
+        if (entry.producerName) {
+          let mark = producers.get(entry.producerName);
+          if (!mark) producers.set(entry.producerName, (mark = new StagedProducerMark(undefined)));
+          mark.add(entry.sequenceId, entry.offset, entry.originRegion === this.region);
+        }
         if (entry.originRegion !== this.region) origins.set(entry.originRegion, { position: entry.originPosition, hlc: entry.hlc.toString() });
       }
       batch.push({ base: first.offset, bytes: Buffer.from(bytes) });
@@ -961,7 +914,7 @@ export class LogStore {
     await write();
     if (maxHlc > 0n) this.clock.advanceTo(maxHlc);
     await this.metaWrite((txn) => {
-      for (const [producer, mark] of producers) txn.put(['producer', id, producer], storeProducerMark(mark));
+      for (const [producer, mark] of producers) txn.put(['producer', id, producer], storeProducerMark(mark.written()));
       for (const [origin, mark] of origins) txn.put(['origin', id, origin], mark);
       for (const { subscription, value } of cursors) txn.put(['cursor', id, subscription], value);
       txn.put(['hlc'], this.clock.last.toString());
