@@ -17,6 +17,7 @@ import {
   varintBytes,
   writeVarint,
 } from '../proto/protobuf-wire.ts';
+import { RepeatedText, TextBytes } from '../proto/repeated-text.ts';
 import type { LogEntry, ReplicatedEntry } from './log.ts';
 import type { WireEntry } from './wire.ts';
 
@@ -48,68 +49,74 @@ function writeString(buf: Buffer, at: number, tag: number, value: string, length
   return at + buf.write(value, at, 'utf8');
 }
 
-interface Sized {
-  entry: ReplicatedEntry;
-  bytes: number;
-  region: number;
-  producer: number;
-  key: number;
-  properties: Array<[string, number, string, number, number]>;
+function writeBytes(buf: Buffer, at: number, tag: number, bytes: Buffer): number {
+  if (bytes.length === 0) return at;
+  at = writeBytesHeader(buf, at, tag, bytes.length);
+  buf.set(bytes, at);
+  return at + bytes.length;
 }
 
-function size(entry: ReplicatedEntry): Sized {
-  const region = Buffer.byteLength(entry.originRegion);
-  const producer = Buffer.byteLength(entry.producerName);
-  const key = entry.key === undefined ? 0 : Buffer.byteLength(entry.key);
-  let bytes = bytesFieldBytes(region) + integerFieldBytes(entry.originPosition) + 9 + bytesFieldBytes(producer);
-  bytes += integerFieldBytes(entry.sequenceId) + integerFieldBytes(entry.publishTimeMs) + integerFieldBytes(entry.eventTimeMs);
-  if (entry.key !== undefined) bytes += bytesFieldBytes(key) + 2;
-  const properties: Sized['properties'] = [];
-  for (const name in entry.properties) {
-    const value = entry.properties[name] ?? '';
-    const n = Buffer.byteLength(name);
-    const v = Buffer.byteLength(value);
-    const body = bytesFieldBytes(n) + bytesFieldBytes(v);
-    properties.push([name, n, value, v, body]);
-    bytes += lengthFieldBytes(body);
-  }
-  bytes += bytesFieldBytes(entry.payload.length);
-  return { entry, bytes, region, producer, key, properties };
+// The origin region and the producer name repeat from entry to entry: their bytes are
+// encoded once and copied.
+const regionBytes = new TextBytes();
+const producerBytes = new TextBytes();
+
+/** A property's map entry (key = 1, value = 2), without its own tag and length. */
+function propertyBytes(name: string, value: string): number {
+  return bytesFieldBytes(Buffer.byteLength(name)) + bytesFieldBytes(Buffer.byteLength(value));
 }
+
+/** A ReplicatedEntry message, without its own tag and length. */
+function entryBytes(e: ReplicatedEntry): number {
+  let bytes = bytesFieldBytes(regionBytes.of(e.originRegion).length) + integerFieldBytes(e.originPosition) + 9 + bytesFieldBytes(producerBytes.of(e.producerName).length);
+  bytes += integerFieldBytes(e.sequenceId) + integerFieldBytes(e.publishTimeMs) + integerFieldBytes(e.eventTimeMs);
+  if (e.key !== undefined) bytes += bytesFieldBytes(Buffer.byteLength(e.key)) + 2;
+  for (const name in e.properties) bytes += lengthFieldBytes(propertyBytes(name, e.properties[name] ?? ''));
+  return bytes + bytesFieldBytes(e.payload.length);
+}
+
+// Each entry's size, from the sizing pass to the writing one (reused: no array per batch).
+const sizes: number[] = [];
 
 /** ReplicateRequest { batch: EntryBatch { batch_id, entries } }, ready for the wire. */
 export function encodeBatchRequest(batchId: number, entries: readonly ReplicatedEntry[]): Buffer {
-  const sized = entries.map(size);
   let batchBytes = integerFieldBytes(batchId);
-  for (const s of sized) batchBytes += lengthFieldBytes(s.bytes);
+  sizes.length = entries.length;
+  for (let i = 0; i < entries.length; i++) {
+    const bytes = entryBytes(entries[i] as ReplicatedEntry);
+    sizes[i] = bytes;
+    batchBytes += lengthFieldBytes(bytes);
+  }
   const out = Buffer.allocUnsafe(lengthFieldBytes(batchBytes));
   let at = writeBytesHeader(out, 0, 0x12, batchBytes); // ReplicateRequest.batch = 2
   at = writeIntegerField(out, at, 0x08, batchId); // EntryBatch.batch_id = 1
-  for (const s of sized) {
-    const e = s.entry;
-    at = writeBytesHeader(out, at, 0x12, s.bytes); // EntryBatch.entries = 2
-    at = writeString(out, at, 0x0a, e.originRegion, s.region);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i] as ReplicatedEntry;
+    at = writeBytesHeader(out, at, 0x12, sizes[i] as number); // EntryBatch.entries = 2
+    at = writeBytes(out, at, 0x0a, regionBytes.of(e.originRegion));
     at = writeIntegerField(out, at, 0x10, e.originPosition);
     out[at++] = 0x19; // hlc = 3, fixed64
     out.writeBigUInt64LE(BigInt.asUintN(64, e.hlc), at);
     at += 8;
-    at = writeString(out, at, 0x22, e.producerName, s.producer);
+    at = writeBytes(out, at, 0x22, producerBytes.of(e.producerName));
     at = writeIntegerField(out, at, 0x28, e.sequenceId);
     at = writeIntegerField(out, at, 0x30, e.publishTimeMs);
     at = writeIntegerField(out, at, 0x38, e.eventTimeMs);
     if (e.key !== undefined) {
-      at = writeString(out, at, 0x42, e.key, s.key);
+      at = writeString(out, at, 0x42, e.key, Buffer.byteLength(e.key));
       out[at++] = 0x48; // has_key = 9
       out[at++] = 1;
     }
-    for (const [name, n, value, v, body] of s.properties) {
-      at = writeBytesHeader(out, at, 0x52, body); // properties = 10
-      at = writeString(out, at, 0x0a, name, n);
-      at = writeString(out, at, 0x12, value, v);
+    for (const name in e.properties) {
+      const value = e.properties[name] ?? '';
+      at = writeBytesHeader(out, at, 0x52, propertyBytes(name, value)); // properties = 10
+      at = writeString(out, at, 0x0a, name, Buffer.byteLength(name));
+      at = writeString(out, at, 0x12, value, Buffer.byteLength(value));
     }
     if (e.payload.length > 0) {
       at = writeBytesHeader(out, at, 0x5a, e.payload.length); // payload = 11
-      at += e.payload.copy(out, at);
+      out.set(e.payload, at);
+      at += e.payload.length;
     }
   }
   if (at !== out.length) throw new RangeError(`batch encoding wrote ${at} of ${out.length} bytes`);
@@ -165,34 +172,16 @@ function decodeEntryBatch(r: ProtobufReader): DecodedBatchRequest['batch'] {
   return { batchId, entries: [], replicated };
 }
 
-/**
- * A string field that repeats from entry to entry (the origin region, the producer name):
- * a new string is made only when its bytes differ from the previous one's. A catch-up
- * decodes some 50,000 entries a second, each otherwise two more strings to collect.
- */
-class RepeatedString {
-  #bytes: Buffer = EMPTY;
-  #text = '';
+// The origin region and the producer name repeat from entry to entry.
+const originRegions = new RepeatedText();
+const producerNames = new RepeatedText();
 
-  read(r: ProtobufReader): string {
-    const length = r.length();
-    const start = r.pos;
-    r.pos += length;
-    const buf = r.buf;
-    const previous = this.#bytes;
-    if (length === previous.length) {
-      let i = 0;
-      while (i < length && buf[start + i] === previous[i]) i++;
-      if (i === length) return this.#text;
-    }
-    // A copy: the previous bytes must not keep a whole received batch alive.
-    this.#bytes = Buffer.from(buf.subarray(start, start + length));
-    this.#text = buf.toString('utf8', start, start + length);
-    return this.#text;
-  }
+function repeatedText(r: ProtobufReader, memo: RepeatedText): string {
+  const length = r.length();
+  const start = r.pos;
+  r.pos += length;
+  return memo.read(r.buf, start, r.pos);
 }
-const originRegions = new RepeatedString();
-const producerNames = new RepeatedString();
 
 /** The properties of an entry that has none: shared, so frozen. */
 const NO_PROPERTIES: Record<string, string> = Object.freeze({});
@@ -210,7 +199,7 @@ function decodeEntry(r: ProtobufReader): LogEntry {
     switch (field) {
       case 1:
         expectWireType(type, 2, 'ReplicatedEntry.origin_region');
-        e.originRegion = originRegions.read(r);
+        e.originRegion = repeatedText(r, originRegions);
         break;
       case 2:
         expectWireType(type, 0, 'ReplicatedEntry.origin_position');
@@ -222,7 +211,7 @@ function decodeEntry(r: ProtobufReader): LogEntry {
         break;
       case 4:
         expectWireType(type, 2, 'ReplicatedEntry.producer_name');
-        e.producerName = producerNames.read(r);
+        e.producerName = repeatedText(r, producerNames);
         break;
       case 5:
         expectWireType(type, 0, 'ReplicatedEntry.sequence_id');

@@ -16,6 +16,7 @@
 // handled as JavaScript numbers.
 import { crc32c } from '@node-rs/crc32';
 import { ErrorCode } from '../../proto/index.ts';
+import { RepeatedText, TextBytes } from '../../proto/repeated-text.ts';
 import { AdmqError } from '../errors.ts';
 
 export const CHUNK_MAGIC = 0xad;
@@ -63,24 +64,11 @@ function readU64(buf: Buffer, at: number): number {
   return buf.readUInt32BE(at) * 0x1_0000_0000 + buf.readUInt32BE(at + 4);
 }
 
-/**
- * UTF-8 bytes of a string that repeats from entry to entry (the origin region, the
- * producer name): encoded once, then copied. Profiles of a durable publish had string
- * encoding and Buffer's bounds-checked writers at a third of the chunk encoder's time.
- */
-class Utf8Memo {
-  #text = '';
-  #bytes: Buffer = Buffer.alloc(0);
-  of(text: string): Buffer {
-    if (text !== this.#text) {
-      this.#bytes = Buffer.from(text, 'utf8');
-      this.#text = text;
-    }
-    return this.#bytes;
-  }
-}
-const regionBytes = new Utf8Memo();
-const producerBytes = new Utf8Memo();
+// UTF-8 bytes of the strings that repeat from entry to entry (the origin region, the
+// producer name): encoded once, then copied. Profiles of a durable publish had string
+// encoding and Buffer's bounds-checked writers at a third of the chunk encoder's time.
+const regionBytes = new TextBytes();
+const producerBytes = new TextBytes();
 
 /** Bytes an entry takes inside a chunk, prefix included. */
 export function entryEncodedBytes(entry: Entry): number {
@@ -224,6 +212,13 @@ class Reader {
     this.at += 8;
     return v;
   }
+  /** A text field that repeats from entry to entry (RepeatedText). */
+  repeated(length: number, memo: RepeatedText): string {
+    this.need(length);
+    const v = memo.read(this.buf, this.at, this.at + length);
+    this.at += length;
+    return v;
+  }
   str(length: number): string {
     this.need(length);
     const v = this.buf.toString('utf8', this.at, this.at + length);
@@ -293,10 +288,16 @@ export function peekChunkOrigins(buf: Buffer, context: string): { offsets: numbe
     const r = new Reader(buf, bodyStart, bodyEnd);
     offsets.push(r.u64());
     r.at = bodyStart + BODY_ORIGIN_AT;
-    origins.push(r.str(r.u16()));
+    origins.push(r.repeated(r.u16(), originRegions));
   });
   return { offsets, origins };
 }
+
+// Text that repeats from entry to entry; and the properties of an entry that has none,
+// shared, so frozen.
+const originRegions = new RepeatedText();
+const producerNames = new RepeatedText();
+const NO_PROPERTIES: Record<string, string> = Object.freeze({});
 
 function readBody(r: Reader): Entry {
   const offset = r.u64();
@@ -306,20 +307,25 @@ function readBody(r: Reader): Entry {
   const publishTimeMs = r.u64();
   const eventTimeMs = r.u64();
   const flags = r.u8();
-  const originRegion = r.str(r.u16());
-  const producerName = r.str(r.u16());
+  const originRegion = r.repeated(r.u16(), originRegions);
+  const producerName = r.repeated(r.u16(), producerNames);
   const key = flags & FLAG_HAS_KEY ? r.str(r.u32()) : undefined;
   const count = r.u32();
-  // Built with fromEntries so that a property named "__proto__" stays an own property.
-  const pairs: Array<[string, string]> = [];
-  for (let p = 0; p < count; p++) {
-    const name = r.str(r.u16());
-    pairs.push([name, r.str(r.u32())]);
+  let properties = NO_PROPERTIES;
+  if (count > 0) {
+    // Built with fromEntries so that a property named "__proto__" stays an own property.
+    const pairs: Array<[string, string]> = [];
+    for (let p = 0; p < count; p++) {
+      const name = r.str(r.u16());
+      pairs.push([name, r.str(r.u32())]);
+    }
+    properties = Object.fromEntries(pairs);
   }
-  const properties: Record<string, string> = Object.fromEntries(pairs);
   const payload = r.bytes(r.u32());
   if (r.at !== r.end) throw new CorruptChunkError(`entry at offset ${offset} has ${r.end - r.at} unread bytes`);
-  return { offset, originPosition, hlc, sequenceId, publishTimeMs, eventTimeMs, originRegion, producerName, key, properties, payload };
+  // The fields in Entry's order, as the log store builds entries: one object shape for
+  // every entry, decoded or new, where the encoders read them.
+  return { offset, originRegion, originPosition, hlc, producerName, sequenceId, publishTimeMs, eventTimeMs, key, properties, payload };
 }
 
 /** LMDB key of a chunk: topic id u32 | first offset u64, big-endian so scans read in order. */
