@@ -73,10 +73,7 @@ export function createReplicationLog(broker: Broker, cluster?: ClusterServing): 
     appendReplicated: async (topic, entries: ReplicatedEntry[]) => {
       // The replicator hands the decoded entries over: they become the stored entries, and
       // the store sets each one's local offset (no copy per entry).
-      const results = await store.appendReplicated(logOf(topic), entries as Entry[]);
-      let appended = 0;
-      for (const r of results) if (!r.duplicate) appended++;
-      return { appended, duplicates: results.length - appended };
+      return store.appendReplicated(logOf(topic), entries as Entry[]);
     },
     checkClockSkew: (entries) => store.checkClockSkew(entries),
     originMarks: (topic) => store.originMarks(logOf(topic)),

@@ -144,8 +144,16 @@ interface AppendRequest {
   messages: AppendMessage[];
   /** Entries replicated from other regions, with their origin fields; `offset` is ignored. */
   replicated?: Entry[];
+  /** Of `replicated`, how many were already stored (counted, with no result per entry). */
+  duplicates: number;
   resolve: (results: AppendResult[]) => void;
   reject: (error: unknown) => void;
+}
+
+/** What became of a batch of replicated entries: stored, or already there. */
+export interface ReplicatedAppendResult {
+  appended: number;
+  duplicates: number;
 }
 
 /** Highest origin position (and its HLC) stored in a topic log for one origin region. */
@@ -368,7 +376,7 @@ export class LogStore {
     if (this.#writeFailure) return Promise.reject(this.#writeFailure);
     if (log.sinkFailure) return Promise.reject(log.sinkFailure);
     return new Promise((resolve, reject) => {
-      this.#queue.push({ log, messages, resolve, reject });
+      this.#queue.push({ log, messages, duplicates: 0, resolve, reject });
       this.#kick();
     });
   }
@@ -388,8 +396,9 @@ export class LogStore {
    * entries, so a crash can neither lose nor duplicate one. A batch carrying a clock too
    * far ahead of ours is refused whole (ClockSkewError): the sender keeps it and retries.
    * The entries are handed over: the stored ones get their local `offset` set in place.
+   * Resolves, once durable, with how many were stored and how many skipped.
    */
-  appendReplicated(log: TopicLog, entries: Entry[]): Promise<AppendResult[]> {
+  appendReplicated(log: TopicLog, entries: Entry[]): Promise<ReplicatedAppendResult> {
     if (this.#closed) return Promise.reject(new AdmqError(ErrorCode.ShuttingDown, 'the node is shutting down'));
     if (log.deleted) return Promise.reject(new AdmqError(ErrorCode.TopicNotFound, `topic ${log.name} was deleted`));
     if (this.#writeFailure) return Promise.reject(this.#writeFailure);
@@ -400,7 +409,15 @@ export class LogStore {
       return Promise.reject(error);
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ log, messages: [], replicated: entries, resolve, reject });
+      const request: AppendRequest = {
+        log,
+        messages: [],
+        replicated: entries,
+        duplicates: 0,
+        resolve: () => resolve({ appended: entries.length - request.duplicates, duplicates: request.duplicates }),
+        reject,
+      };
+      this.#queue.push(request);
       this.#kick();
     });
   }
@@ -642,7 +659,7 @@ export class LogStore {
         if (r.originRegion !== takenOrigin) settleTaken();
         const mark = takenOrigin !== undefined ? takenPosition : (s.origins.get(r.originRegion) ?? log.origins.get(r.originRegion))?.position;
         if (r.originRegion === this.region || (mark !== undefined && r.originPosition <= mark)) {
-          out.push({ sequenceId: r.sequenceId, offset: -1, duplicate: true, hlc: r.hlc });
+          request.duplicates++;
           continue;
         }
         // The skew was checked when the batch was queued; here the clock only merges.
@@ -656,7 +673,7 @@ export class LogStore {
         // another region first (a producer that failed over and resent) is stored once.
         const producerMark = r.producerName ? stagedMark(s, r.producerName) : undefined;
         if (producerMark?.seen(r.sequenceId)) {
-          out.push({ sequenceId: r.sequenceId, offset: -1, duplicate: true, hlc: r.hlc });
+          request.duplicates++;
           continue;
         }
         const offset = s.nextOffset++;
@@ -668,7 +685,6 @@ export class LogStore {
         log.stageHook?.replicated(stored);
         entries.push(stored);
         producerMark?.add(r.sequenceId, offset, false);
-        out.push({ sequenceId: r.sequenceId, offset, duplicate: false, hlc: r.hlc });
       }
       settleTaken();
       results.set(request, out);
