@@ -104,8 +104,11 @@ test.serial('drill: region-outage by SIGKILL of shanghai (3 regions) — RPO, ar
   let target: HarnessTarget | undefined;
   try {
     cluster.setDelay(30);
-    // Shanghai's entries take 250 ms to reach the others: some are acked but not yet replicated at the kill.
-    for (const to of ['beijing', 'shenzhen']) cluster.proxies.get(`shanghai->${to}`)?.setDelay(250);
+    // Shanghai's entries take 1.5 s to reach the others: some are acked but not yet
+    // replicated at the kill. The snapshot reads the survivors' logs after the kill, and
+    // entries still in the proxy keep arriving meanwhile; with 250 ms, a CI run whose reads
+    // took longer than that found them all there (RPO 0).
+    for (const to of ['beijing', 'shenzhen']) cluster.proxies.get(`shanghai->${to}`)?.setDelay(1500);
     target = await HarnessTarget.wrap(cluster);
     const { report, history } = await runDrill(target, { ...TIMING, scenario: { name: 'region-outage', region: 'shanghai', mode: 'kill' }, faultMs: 5000, runId: 'kill-test' });
     t.log(`RPO ${report.rpo.applicable ? report.rpo.count : '-'}, duplicates ${report.duplicates.count}, out of order ${report.deliveryOrder.count}, catch-up ${report.catchUp.applicable ? report.catchUp.ms : '-'} ms`);
@@ -123,7 +126,7 @@ test.serial('drill: region-outage by SIGKILL of shanghai (3 regions) — RPO, ar
     const moment = snapshotMoment(report, 'fault');
     t.true(moment.ok, `the snapshot is taken right after the kill: ${moment.detail}`);
     const rpo = expectedRpo(report, history.produces(), logs);
-    t.true(rpo.length > 0, 'with 250 ms of delay, entries acked just before the kill were not yet replicated');
+    t.true(rpo.length > 0, 'with 1.5 s of delay, entries acked just before the kill were not yet replicated');
     t.deepEqual(reportedRpo(report), rpo);
     t.true(rpo.every((e) => e.arrivedEverywhere), 'every entry at risk arrived once shanghai was back');
     t.true(report.rpo.applicable && report.rpo.notArrived === 0 && report.rpo.entries.every((e) => e.originRegion === 'shanghai'));
