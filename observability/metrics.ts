@@ -71,15 +71,7 @@ function hlcWallMs(decimal: string): number {
   return Number(BigInt(decimal) >> 16n);
 }
 
-/**
- * The replication delay histogram, aggregated here and handed to the metric readers as a
- * MetricProducer. It gets one observation per replicated entry, tens of thousands a second
- * during a catch-up; an OpenTelemetry Histogram.record hashes the attributes on every call,
- * which cost about 8% of a receiving region's CPU. Here an observation is a bucket search
- * and four additions on the series of its (topic, origin), found by one Map lookup. The
- * exported data is what the SDK's explicit-bucket histogram would export: cumulative
- * counts per bucket, count, sum, min and max.
- */
+/** One (topic, origin) series of the replication delay histogram. */
 interface DelaySeries {
   attributes: Attributes;
   counts: number[];
@@ -89,8 +81,17 @@ interface DelaySeries {
   max: number;
 }
 
+/**
+ * The replication delay histogram, aggregated here and handed to the metric readers as a
+ * MetricProducer. It gets one observation per replicated entry, tens of thousands a second
+ * during a catch-up; an OpenTelemetry Histogram.record hashes the attributes on every call,
+ * which cost about 8% of a receiving region's CPU. Here an observation is a bucket search
+ * and four additions on the series of its (topic, origin), found by topic, then origin
+ * (no key string built per observation). The exported data is what the SDK's
+ * explicit-bucket histogram would export: cumulative counts per bucket, count, sum, min
+ * and max.
+ */
 class DelayHistograms implements MetricProducer {
-  // By topic, then origin: two lookups, and no key string built per observation.
   readonly #series = new Map<string, Map<string, DelaySeries>>();
   readonly #startTime: HrTime = msToHrTime(Date.now());
 

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { RepeatedText, TextBytes } from './repeated-text.ts';
 
-test('repeated-text: the same bytes give the same string object; other bytes of the same length a new one', (t) => {
+test('repeated-text: the same bytes give the same text again; other bytes of the same length their own', (t) => {
   const memo = new RepeatedText();
   const buf = Buffer.from('xxshanghaiyyshenzhenzz上海');
   const first = memo.read(buf, 2, 10);

@@ -63,14 +63,6 @@ export interface AppendResult {
   hlc: bigint;
 }
 
-/** The producer's mark in the commit being staged, starting from the log's. */
-function stagedMark(s: StagedLog, producerName: string): StagedProducerMark {
-  let mark = s.producers.get(producerName);
-  if (!mark) s.producers.set(producerName, (mark = new StagedProducerMark(s.log.producers.get(producerName))));
-  return mark;
-}
-
-
 /**
  * Regional cluster (DESIGN §4): where a topic's committed chunks are replicated before they
  * count as durable — the topic's current ledger, written to a quorum of storage nodes. The
@@ -175,6 +167,13 @@ interface StagedLog {
   replicated?: Promise<void>;
   bytes: number;
   entries: number;
+}
+
+/** The producer's mark in the commit being staged, starting from the log's. */
+function stagedMark(s: StagedLog, producerName: string): StagedProducerMark {
+  let mark = s.producers.get(producerName);
+  if (!mark) s.producers.set(producerName, (mark = new StagedProducerMark(s.log.producers.get(producerName))));
+  return mark;
 }
 
 interface Staged {
@@ -919,7 +918,7 @@ export class LogStore {
         if (entry.hlc > maxHlc) maxHlc = entry.hlc;
         if (entry.producerName) {
           let mark = producers.get(entry.producerName);
-          if (!mark) producers.set(entry.producerName, (mark = new StagedProducerMark(undefined)));
+          if (!mark) producers.set(entry.producerName, (mark = new StagedProducerMark()));
           mark.add(entry.sequenceId, entry.offset, entry.originRegion === this.region);
         }
         if (entry.originRegion !== this.region) origins.set(entry.originRegion, { position: entry.originPosition, hlc: entry.hlc.toString() });

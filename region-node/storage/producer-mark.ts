@@ -73,7 +73,7 @@ export class StagedProducerMark {
   /** Whether any id was added: only then is the mark written. */
   added = false;
 
-  constructor(mark: ProducerMark | undefined) {
+  constructor(mark?: ProducerMark) {
     this.#mark = mark;
   }
 
