@@ -58,9 +58,9 @@ export function alreadySeenLocally(mark: ProducerMark | undefined, sequenceId: n
 /**
  * A producer's mark while a commit is staged. A producer's ids mostly follow one another,
  * so a run of them is held as its first and last id and added to the mark's set once,
- * when the run ends, instead of copying the set (and making a new mark) for every entry:
- * at 50,000 replicated entries a second that was five objects per entry for the
- * collector. An id that follows the run is checked against the mark without the run,
+ * when the run ends, instead of making for every entry a copy of the set's ranges, a new
+ * range, a new set and a new mark: garbage for the collector at 50,000 replicated entries
+ * a second. An id that follows the run is checked against the mark without the run,
  * which gives the same answer: the run holds only lower ids, and it raises the producer's
  * own highest id (localSequenceId) only up to its last id.
  */
