@@ -1,5 +1,5 @@
 import test from 'ava';
-import { backoffMs, replicationDelayMs, selectEntries } from './index.ts';
+import { backoffMs, lingerMs, replicationDelayMs, selectEntries } from './index.ts';
 import type { LogEntry } from './index.ts';
 
 const entry = (originRegion: string, originPosition: number, offset: number): LogEntry => ({
@@ -43,4 +43,23 @@ test('backoff: from about 100 ms, doubling, capped at 5 s', (t) => {
   t.true(backoffMs(3, 1) === 800);
   t.is(backoffMs(30, 1), 5_000);
   t.true(backoffMs(30, 0) >= 2_500);
+});
+
+test('linger: entries ship at once with nothing in flight, however recent the last batch', (t) => {
+  t.is(lingerMs({ inflightBatches: 0, lastBatchAtMs: 1000, nowMs: 1000, batchLingerMs: 2 }), 0);
+});
+
+test('linger: with batches in flight, entries wait until the linger has passed since the last batch', (t) => {
+  t.is(lingerMs({ inflightBatches: 3, lastBatchAtMs: 1000, nowMs: 1000.5, batchLingerMs: 2 }), 1.5);
+  t.is(lingerMs({ inflightBatches: 3, lastBatchAtMs: 1000, nowMs: 1002, batchLingerMs: 2 }), 0);
+});
+
+test('linger: a link with batches in flight that last sent longer ago than the linger ships at once', (t) => {
+  // A 60 ms round trip keeps a batch in flight all the time at 50 entries/s: no entry waits.
+  t.is(lingerMs({ inflightBatches: 3, lastBatchAtMs: 1000, nowMs: 1020, batchLingerMs: 2 }), 0);
+  t.is(lingerMs({ inflightBatches: 1, lastBatchAtMs: -Infinity, nowMs: 5, batchLingerMs: 2 }), 0);
+});
+
+test('linger: a linger of 0 never holds entries back', (t) => {
+  t.is(lingerMs({ inflightBatches: 5, lastBatchAtMs: 1000, nowMs: 1000, batchLingerMs: 0 }), 0);
 });

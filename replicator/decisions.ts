@@ -79,3 +79,15 @@ export function backoffMs(attempt: number, random: number): number {
   const base = Math.min(BACKOFF_MAX_MS, 100 * 2 ** Math.min(attempt, 20));
   return Math.round(base / 2 + (base / 2) * random);
 }
+
+/**
+ * How long new entries wait before they ship, in ms (0: at once). With nothing in flight
+ * they go at once; otherwise no sooner than the linger after the last batch, so that the
+ * commits of a few milliseconds travel as one batch (one record to encrypt, one commit at
+ * the receiver) instead of one each. A link that keeps a batch in flight all the time (a
+ * long round trip) but sends rarely ships each entry at once.
+ */
+export function lingerMs(input: { inflightBatches: number; lastBatchAtMs: number; nowMs: number; batchLingerMs: number }): number {
+  if (input.inflightBatches === 0) return 0;
+  return Math.max(0, input.lastBatchAtMs + input.batchLingerMs - input.nowMs);
+}

@@ -4,5 +4,5 @@ export type { ReplicatorConfig, ReplicatorDeps, ReplicatorHandle } from './repli
 export type { AppendOutcome, LogEntry, OriginFrontier, ReplicatedEntry, ReplicationLog, SubscriptionFrontier, TopicShape } from './log.ts';
 export type { LinkStatus } from './sender.ts';
 export type { ReceiverStats } from './receiver.ts';
-export { replicationDelayMs, selectEntries, backoffMs } from './decisions.ts';
+export { replicationDelayMs, selectEntries, backoffMs, lingerMs } from './decisions.ts';
 export { ReplicationError, ReplicationErrorCode } from './errors.ts';

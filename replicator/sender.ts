@@ -8,7 +8,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import * as hdr from 'hdr-histogram-js';
 import { SpanKind, endSpans, startMessageSpan, type Span, type Tracer } from '../observability/tracing.ts';
-import { backoffMs, replicationDelayMs, selectEntries, type LinkState } from './decisions.ts';
+import { backoffMs, lingerMs, replicationDelayMs, selectEntries, type LinkState } from './decisions.ts';
 import type { LogEntry, ReplicationLog } from './log.ts';
 import { encodeBatchRequest } from './batch-codec.ts';
 import { frontiersToWire } from './wire.ts';
@@ -100,6 +100,8 @@ export class LinkSender {
   #syncTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #lingerTimer: NodeJS.Timeout | undefined;
+  /** When the last batch went out (performance.now()), for the linger. */
+  #lastBatchAtMs = -Infinity;
   /** Set when a batch went out in this event-loop turn: the next batch waits for it. */
   #nextTurn: NodeJS.Immediate | undefined;
   /** The node a remote cluster named as the topic's server (ADMQ_ERR_TOPIC_MOVED), for the next connection. */
@@ -228,13 +230,10 @@ export class LinkSender {
     this.#connect();
   }
 
-  /**
-   * New entries: ship them at once when nothing is in flight, otherwise after a short
-   * linger, so that the commits of a few milliseconds travel as one batch (one record to
-   * encrypt, one commit at the receiver) instead of one each.
-   */
+  /** New entries: shipped at once, or after the linger (decisions.ts). */
   #schedulePump(): void {
-    if (this.#inflight.length === 0 || this.o.batchLingerMs <= 0) {
+    const wait = lingerMs({ inflightBatches: this.#inflight.length, lastBatchAtMs: this.#lastBatchAtMs, nowMs: performance.now(), batchLingerMs: this.o.batchLingerMs });
+    if (wait <= 0) {
       this.#pump();
       return;
     }
@@ -242,7 +241,7 @@ export class LinkSender {
     this.#lingerTimer = setTimeout(() => {
       this.#lingerTimer = undefined;
       this.#pump();
-    }, this.o.batchLingerMs);
+    }, wait);
   }
 
   #pump(): void {
@@ -310,6 +309,7 @@ export class LinkSender {
         }
         this.#inflight.push({ batchId, endOffset: end, entries: selection.ship.length, bytes: shippedBytes, publishTimes: selection.ship.map((e) => e.publishTimeMs), ...(spans.length > 0 && { spans }) });
         stream.write(encodeBatchRequest(batchId, selection.ship));
+        this.#lastBatchAtMs = performance.now();
         this.#schedulePumpNextTurn();
       }
     } finally {
