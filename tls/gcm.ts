@@ -268,18 +268,21 @@ export class GcmKey {
     return { ciphertext: out.subarray(0, plaintext.length), tag: out.subarray(plaintext.length) };
   }
 
-  /** Returns null when the tag does not verify; decrypts only after it did. */
-  open(nonce: Buffer, ciphertext: Uint8Array, tag: Uint8Array, aad: Buffer): Buffer | null {
+  /**
+   * Returns null when the tag does not verify; decrypts only after it did, into `out`
+   * (a new buffer unless given), which may be the ciphertext itself.
+   */
+  open(nonce: Buffer, ciphertext: Uint8Array, tag: Uint8Array, aad: Buffer, out?: Buffer): Buffer | null {
     if (tag.length !== GCM_TAG_BYTES) return null;
+    if (out !== undefined && out.length < ciphertext.length) throw new RangeError(`GCM open: an output of ${out.length} bytes for ${ciphertext.length} bytes of ciphertext`);
     this.setJ0(nonce);
+    const plaintext = (out ?? Buffer.allocUnsafe(ciphertext.length)).subarray(0, ciphertext.length);
     if (this.native && this.roundKeys) {
-      const plaintext = Buffer.allocUnsafe(ciphertext.length);
       return this.native.gcmOpen(this.roundKeys, this.hashKey, this.counter, aad, ciphertext, tag, plaintext) ? plaintext : null;
     }
     const expected = Buffer.allocUnsafe(16);
     this.tagInto(aad, ciphertext, expected, 0);
     if (!timingSafeEqual(expected, tag)) return null;
-    const plaintext = Buffer.allocUnsafe(ciphertext.length);
     this.ctrInto(ciphertext, plaintext, 0);
     return plaintext;
   }

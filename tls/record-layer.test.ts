@@ -131,12 +131,13 @@ for (const suite of SUITES) {
       const error = t.throws<TlcpRecordError>(() => suite.make(key, extra).open(ContentType.application_data, flipped));
       t.is(error?.alert, 20, `bit ${bit}`);
     }
+    // Copies: opening may decrypt a fragment in place, and each check needs the bytes as sent.
     const replay = suite.make(key, extra);
-    replay.open(ContentType.application_data, records[0]!);
-    t.throws(() => replay.open(ContentType.application_data, records[0]!), { instanceOf: TlcpRecordError });
+    replay.open(ContentType.application_data, Buffer.from(records[0]!));
+    t.throws(() => replay.open(ContentType.application_data, Buffer.from(records[0]!)), { instanceOf: TlcpRecordError });
     const reorder = suite.make(key, extra);
-    t.throws(() => reorder.open(ContentType.application_data, records[1]!), { instanceOf: TlcpRecordError });
-    t.throws(() => suite.make(key, extra).open(ContentType.handshake, records[0]!), { instanceOf: TlcpRecordError }, 'the type is authenticated');
+    t.throws(() => reorder.open(ContentType.application_data, Buffer.from(records[1]!)), { instanceOf: TlcpRecordError });
+    t.throws(() => suite.make(key, extra).open(ContentType.handshake, Buffer.from(records[0]!)), { instanceOf: TlcpRecordError }, 'the type is authenticated');
   });
 }
 
@@ -171,4 +172,69 @@ test('record parser: any split of a record stream gives the same records (seeded
     }
     t.deepEqual(seen, expected, `round ${round}`);
   }
+});
+
+test('record gcm: a record is decrypted where it lies; a record that fails its check is left as it came', (t) => {
+  const key = randomBytes(16);
+  const salt = randomBytes(4);
+  const sealer = new GcmProtection(key, salt);
+  const plaintext = randomBytes(1000);
+  const fragment = splitRecords(sealRecords(sealer, ContentType.application_data, plaintext))[0]!.fragment;
+  const opened = new GcmProtection(key, salt).open(ContentType.application_data, fragment);
+  t.deepEqual(opened, plaintext);
+  t.is(opened.buffer, fragment.buffer, 'no new buffer');
+  t.is(opened.byteOffset, fragment.byteOffset + 8, 'the plaintext took the ciphertext\'s place, after the explicit nonce');
+
+  const tampered = splitRecords(sealRecords(sealer, ContentType.application_data, plaintext))[0]!.fragment;
+  tampered[20] = tampered[20]! ^ 1;
+  const asSent = Buffer.from(tampered);
+  t.throws(() => new GcmProtection(key, salt).open(ContentType.application_data, tampered), { instanceOf: TlcpRecordError });
+  t.deepEqual(tampered, asSent, 'nothing decrypted before the tag verified');
+});
+
+test('record parser: records opened in place as they arrive, in any split of the stream, give the plaintexts sent (seeded)', (t) => {
+  const seed = testSeed();
+  t.log(`seed ${seed} (ADMQ_SEED=${seed} replays)`);
+  const random = seededRandom(seed);
+  const key = randomBytes(16);
+  const salt = randomBytes(4);
+  const plaintexts = LENGTHS.map((length) => randomBytes(length));
+  const sealer = new GcmProtection(key, salt);
+  const wire = Buffer.concat(plaintexts.map((plaintext) => sealRecords(sealer, ContentType.application_data, plaintext)));
+  for (let round = 0; round < 30; round++) {
+    // Each round decrypts its own copy of the stream in place.
+    const stream = Buffer.from(wire);
+    const parser = new RecordParser();
+    const opener = new GcmProtection(key, salt);
+    const seen: Buffer[] = [];
+    const chunkMax = round < 10 ? 8 : round < 20 ? 600 : 70_000;
+    for (let offset = 0; offset < stream.length;) {
+      const size = 1 + Math.floor(random() * chunkMax);
+      parser.push(stream.subarray(offset, offset + size));
+      offset += size;
+      for (let record = parser.next(); record; record = parser.next()) seen.push(Buffer.from(opener.open(record.type, record.fragment)));
+    }
+    t.deepEqual(seen, plaintexts, `round ${round}`);
+  }
+});
+
+test('record parser: a record inside one chunk is a view of it; one that straddles chunks is a copy', (t) => {
+  const sealer = new GcmProtection(randomBytes(16), randomBytes(4));
+  const wire = Buffer.concat([100, 200, 300].map((length) => sealRecords(sealer, ContentType.application_data, randomBytes(length))));
+  const first = RECORD_HEADER_BYTES + 8 + 100 + 16;
+  const second = RECORD_HEADER_BYTES + 8 + 200 + 16;
+  const overlaps = (x: Buffer, y: Buffer): boolean => x.buffer === y.buffer && x.byteOffset < y.byteOffset + y.length && y.byteOffset < x.byteOffset + x.length;
+  const parser = new RecordParser();
+  const chunkA = wire.subarray(0, first + 50);
+  const chunkB = wire.subarray(first + 50);
+  parser.push(chunkA);
+  parser.push(chunkB);
+  const a = parser.next()!;
+  t.true(a.fragment.buffer === chunkA.buffer && a.fragment.byteOffset === chunkA.byteOffset + RECORD_HEADER_BYTES, 'a view of the first chunk');
+  const b = parser.next()!;
+  t.false(overlaps(b.fragment, chunkA) || overlaps(b.fragment, chunkB), 'a copy');
+  t.true(b.fragment.equals(wire.subarray(first + RECORD_HEADER_BYTES, first + second)));
+  const c = parser.next()!;
+  t.true(c.fragment.buffer === chunkB.buffer && c.fragment.byteOffset === chunkB.byteOffset + (first + second - first - 50) + RECORD_HEADER_BYTES, 'the record after it is a view of the second chunk');
+  t.is(parser.next(), null);
 });

@@ -80,11 +80,10 @@ export class RecordParser {
 
   next(): TlcpRecord | null {
     if (this.bufferedBytes < RECORD_HEADER_BYTES) return null;
-    if (this.buffered[0]!.length < RECORD_HEADER_BYTES) this.join();
-    const data = this.buffered[0]!;
-    const type = data[0]!;
-    const version = data.readUInt16BE(1);
-    const length = data.readUInt16BE(3);
+    const header = this.peekHeader();
+    const type = header[0]!;
+    const version = header.readUInt16BE(1);
+    const length = header.readUInt16BE(3);
     if (type < ContentType.change_cipher_spec || type > ContentType.application_data) {
       throw new TlcpRecordError(`unknown record content type ${type}`, AlertDescription.unexpected_message);
     }
@@ -97,19 +96,45 @@ export class RecordParser {
     }
     const recordBytes = RECORD_HEADER_BYTES + length;
     if (this.bufferedBytes < recordBytes) return null;
-    const whole = data.length >= recordBytes ? data : this.join();
-    const fragment = whole.subarray(RECORD_HEADER_BYTES, recordBytes);
-    if (whole.length === recordBytes) this.buffered.shift();
-    else this.buffered[0] = whole.subarray(recordBytes);
-    this.bufferedBytes -= recordBytes;
-    return { type, version, fragment };
+    return { type, version, fragment: this.take(recordBytes).subarray(RECORD_HEADER_BYTES) };
   }
 
-  /** Joins every buffered chunk into one; returns it. */
-  private join(): Buffer {
-    const joined = Buffer.concat(this.buffered, this.bufferedBytes);
-    this.buffered = [joined];
-    return joined;
+  /** The next record header: in place when the first chunk holds it, else copied. */
+  private peekHeader(): Buffer {
+    const first = this.buffered[0]!;
+    if (first.length >= RECORD_HEADER_BYTES) return first;
+    const header = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
+    let at = 0;
+    for (const chunk of this.buffered) {
+      at += chunk.copy(header, at, 0, Math.min(chunk.length, RECORD_HEADER_BYTES - at));
+      if (at === RECORD_HEADER_BYTES) break;
+    }
+    return header;
+  }
+
+  /**
+   * Removes the next `bytes` bytes: a view of the first chunk when it holds them all,
+   * else a copy of just those bytes (a record that straddles two reads), not of
+   * everything buffered behind them.
+   */
+  private take(bytes: number): Buffer {
+    this.bufferedBytes -= bytes;
+    const first = this.buffered[0]!;
+    if (first.length >= bytes) {
+      if (first.length === bytes) this.buffered.shift();
+      else this.buffered[0] = first.subarray(bytes);
+      return first.subarray(0, bytes);
+    }
+    const out = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    while (at < bytes) {
+      const chunk = this.buffered[0]!;
+      const copied = chunk.copy(out, at, 0, Math.min(chunk.length, bytes - at));
+      at += copied;
+      if (copied === chunk.length) this.buffered.shift();
+      else this.buffered[0] = chunk.subarray(copied);
+    }
+    return out;
   }
 }
 
@@ -130,7 +155,10 @@ export interface RecordProtection {
   sealedBytes(plaintextBytes: number): number;
   /** Writes the protected fragment of one plaintext fragment at out[offset, offset + sealedBytes). */
   sealInto(type: number, plaintext: Buffer, out: Buffer, offset: number): void;
-  /** Returns the plaintext or throws TlcpRecordError(bad_record_mac). */
+  /**
+   * Returns the plaintext or throws TlcpRecordError(bad_record_mac). The fragment is the
+   * protection's to overwrite: the plaintext may be decrypted where it lies.
+   */
   open(type: number, fragment: Buffer): Buffer;
 }
 
@@ -329,7 +357,8 @@ export class GcmProtection implements RecordProtection {
     fragment.copy(this.nonce, GCM_NONCE_BYTES - EXPLICIT_NONCE_BYTES, 0, EXPLICIT_NONCE_BYTES);
     const ciphertext = fragment.subarray(EXPLICIT_NONCE_BYTES, fragment.length - GCM_TAG_BYTES);
     const tag = fragment.subarray(fragment.length - GCM_TAG_BYTES);
-    const plaintext = this.key.open(this.nonce, ciphertext, tag, writeMacHeader(this.aad, sequence, type, ciphertext.length));
+    // Decrypted where it arrived: no buffer per record on the receiving side.
+    const plaintext = this.key.open(this.nonce, ciphertext, tag, writeMacHeader(this.aad, sequence, type, ciphertext.length), ciphertext);
     if (plaintext === null) throw new TlcpRecordError('record GCM tag check failed', AlertDescription.bad_record_mac);
     if (plaintext.length > RECORD_PLAINTEXT_BYTES_MAX) throw new TlcpRecordError('decrypted record too long', AlertDescription.record_overflow);
     return plaintext;
