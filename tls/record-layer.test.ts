@@ -78,6 +78,17 @@ function splitRecords(bytes: Buffer): TlcpRecord[] {
   return records;
 }
 
+/** Feeds `stream` to a new parser in chunks of 1 to `chunkMax` bytes; hands over each record as it completes. */
+function parseInRandomChunks(stream: Buffer, chunkMax: number, random: () => number, onRecord: (record: TlcpRecord) => void): void {
+  const parser = new RecordParser();
+  for (let offset = 0; offset < stream.length;) {
+    const size = 1 + Math.floor(random() * chunkMax);
+    parser.push(stream.subarray(offset, offset + size));
+    offset += size;
+    for (let record = parser.next(); record; record = parser.next()) onRecord(record);
+  }
+}
+
 const LENGTHS = [1, 15, 16, 17, 31, 32, 33, 47, 48, 100, 1000, 16_383, RECORD_PLAINTEXT_BYTES_MAX, 5];
 
 type Suite = {
@@ -161,15 +172,8 @@ test('record parser: any split of a record stream gives the same records (seeded
   const wire = Buffer.concat(LENGTHS.map((length) => sealRecords(sealer, ContentType.application_data, randomBytes(length))));
   const expected = splitRecords(wire).map((record) => record.fragment.toString('hex'));
   for (let round = 0; round < 30; round++) {
-    const parser = new RecordParser();
     const seen: string[] = [];
-    const chunkMax = round < 10 ? 8 : round < 20 ? 600 : 40_000;
-    for (let offset = 0; offset < wire.length;) {
-      const size = 1 + Math.floor(random() * chunkMax);
-      parser.push(wire.subarray(offset, offset + size));
-      offset += size;
-      for (let record = parser.next(); record; record = parser.next()) seen.push(record.fragment.toString('hex'));
-    }
+    parseInRandomChunks(wire, round < 10 ? 8 : round < 20 ? 600 : 40_000, random, (record) => seen.push(record.fragment.toString('hex')));
     t.deepEqual(seen, expected, `round ${round}`);
   }
 });
@@ -203,17 +207,9 @@ test('record parser: records opened in place as they arrive, in any split of the
   const wire = Buffer.concat(plaintexts.map((plaintext) => sealRecords(sealer, ContentType.application_data, plaintext)));
   for (let round = 0; round < 30; round++) {
     // Each round decrypts its own copy of the stream in place.
-    const stream = Buffer.from(wire);
-    const parser = new RecordParser();
     const opener = new GcmProtection(key, salt);
     const seen: Buffer[] = [];
-    const chunkMax = round < 10 ? 8 : round < 20 ? 600 : 70_000;
-    for (let offset = 0; offset < stream.length;) {
-      const size = 1 + Math.floor(random() * chunkMax);
-      parser.push(stream.subarray(offset, offset + size));
-      offset += size;
-      for (let record = parser.next(); record; record = parser.next()) seen.push(Buffer.from(opener.open(record.type, record.fragment)));
-    }
+    parseInRandomChunks(Buffer.from(wire), round < 10 ? 8 : round < 20 ? 600 : 70_000, random, (record) => seen.push(Buffer.from(opener.open(record.type, record.fragment))));
     t.deepEqual(seen, plaintexts, `round ${round}`);
   }
 });
