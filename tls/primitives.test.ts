@@ -315,3 +315,17 @@ test('sm3: native digest equals createHash("sm3") of concatenated parts', (t) =>
   const parts = [randomBytes(5), randomBytes(70)];
   t.deepEqual(sm3(...parts), createHash('sm3').update(Buffer.concat(parts)).digest());
 });
+
+test('gcm: opening into the ciphertext itself gives the plaintext, with SM4 and with AES (the portable path)', (t) => {
+  for (const [cipher, keyBytes] of [['sm4', 16], ['aes-128', 16]] as const) {
+    const key = new GcmKey(cipher, randomBytes(keyBytes));
+    const nonce = randomBytes(12);
+    const aad = randomBytes(13);
+    const plaintext = randomBytes(1000);
+    const sealed = key.seal(nonce, plaintext, aad);
+    const where = Buffer.from(sealed.ciphertext);
+    const opened = key.open(nonce, where, sealed.tag, aad, where);
+    t.deepEqual(opened, plaintext, cipher);
+    t.true(opened !== null && opened.buffer === where.buffer && opened.byteOffset === where.byteOffset, `${cipher}: in place`);
+  }
+});
