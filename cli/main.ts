@@ -141,8 +141,8 @@ async function cmdStart(argv: string[]): Promise<number> {
   // back to back, up to half again as much CPU in a catch-up and their pauses in the tail of
   // the replication delay (bench/results/replication.md). Growing the old generation to
   // three times its live size between full collections keeps them seconds apart. A
-  // `node --heap-growing-percent=…` of the operator's own wins.
-  if (!process.execArgv.some((arg) => arg.startsWith('--heap-growing-percent'))) v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+  // `node --heap-growing-percent=…` (or `--heap_growing_percent`) of the operator's own wins.
+  if (!process.execArgv.some((arg) => arg.replaceAll('_', '-').startsWith('--heap-growing-percent'))) v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   const node = await start(config, skewMs !== 0 ? { readPhysicalMs: () => Date.now() + skewMs } : {});
   if (skewMs !== 0) console.log(`  clock skewed by ${skewMs} ms (ADMQ_CLOCK_SKEW_MS)`);
   console.log(`admq region node "${node.config.region}" is running`);
