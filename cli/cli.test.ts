@@ -1,12 +1,12 @@
 // The admq command, run as a real child process against a real node.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { start, type RegionNodeHandle } from '../region-node/index.ts';
 import { ADMQ_CLI } from '../test-support/processes.ts';
+import { tempDir } from '../test-support/temp-dir.ts';
 
 const run = promisify(execFile);
 let node: RegionNodeHandle;
@@ -31,7 +31,7 @@ async function admq(args: string[], input?: string): Promise<{ code: number; std
 }
 
 test.before(async () => {
-  node = await start({ dataDir: mkdtempSync(join(tmpdir(), 'admq-cli-')), grpcPort: 0, adminPort: 0 }, { log: () => {} });
+  node = await start({ dataDir: tempDir('admq-cli-'), grpcPort: 0, adminPort: 0 }, { log: () => {} });
 });
 test.after.always(() => node.close());
 
@@ -64,7 +64,7 @@ test('cli: tenant → namespace → topic, produce from args, stdin and file, co
   t.is(produced.code, 0, produced.stderr);
   t.regex(produced.stdout, /offset=0 seq=0[\s\S]*offset=1 seq=1/);
   t.is((await admq(['produce', 'acme/orders/pay', '--lines'], 'three\nfour\n')).code, 0);
-  const file = join(mkdtempSync(join(tmpdir(), 'admq-cli-file-')), 'msg.txt');
+  const file = join(tempDir('admq-cli-file-'), 'msg.txt');
   writeFileSync(file, 'five');
   t.is((await admq(['produce', 'acme/orders/pay', '--file', file])).code, 0);
   const consumed = await admq(['consume', 'acme/orders/pay', '-s', 'audit', '--initial-position', 'earliest', '-n', '5']);

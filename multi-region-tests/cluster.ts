@@ -1,14 +1,14 @@
 // Runs several regions as real region-node processes on loopback, from a generated
 // topology, with a fault-injecting proxy on every directed replication link. Tests use it
 // to partition, delay, kill -9, restart and skew regions, and to read every region's log.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdminClient, AdmqClient, type Message } from '../client/index.ts';
 import { prepareDev } from '../cli/dev.ts';
 import { freePorts, startNodeProcess, waitFor, type NodeProcess } from '../test-support/processes.ts';
 import { FaultProxy } from './fault-proxy.ts';
 import { NetworkProcess, type LinkProxy } from './network-process.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 
 export interface ClusterOptions {
   /** Environment of every region's process (e.g. OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). */
@@ -69,7 +69,7 @@ export class Cluster {
   }
 
   static async start(options: ClusterOptions): Promise<Cluster> {
-    const dir = mkdtempSync(join(tmpdir(), 'admq-cluster-'));
+    const dir = tempDir('admq-cluster-');
     const transport = options.transport ?? 'tlcp';
     // Certificates come from the same code as `admq dev`.
     if (transport !== 'insecure') await prepareDev({ dir, regions: options.regions, basePort: 1, transport });
@@ -345,6 +345,8 @@ export class Cluster {
     }
     for (const proxy of this.proxies.values()) await proxy.close();
     await this.#network?.stop();
+    // The regions' LMDB files can reach a gigabyte in a benchmark; ADMQ_KEEP_TEST_DATA=1 keeps them.
+    removeTempDir(this.dir);
   }
 
   /** Resolves once every proxy change so far is in force (at once for in-process proxies). */

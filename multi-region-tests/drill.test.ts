@@ -3,9 +3,6 @@
 // itself (Cluster.readAll, not the drill's readers), runs checkHistory on the drill's
 // recorded produce attempts plus those logs, and derives the RPO list, the arrivals, the
 // duplicates and the out-of-order deliveries from the raw records with code of its own.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { runDrill } from '../drill/drill.ts';
 import type { DrillReport } from '../drill/report.ts';
@@ -13,6 +10,7 @@ import { DrillError, HarnessTarget, TopologyTarget } from '../drill/target.ts';
 import { ADMQ_CLI, waitFor } from '../test-support/processes.ts';
 import { Cluster } from './cluster.ts';
 import { History, checkHistory, formatViolations, globalIdOf, type ConsumeRecord, type ProduceRecord, type StoredRecord } from './history.ts';
+import { tempDir } from '../test-support/temp-dir.ts';
 
 const REGIONS = ['shanghai', 'beijing', 'shenzhen'];
 const TIMING = { warmupMs: 2000, observeMs: 1000, catchUpTimeoutMs: 30_000, drainTimeoutMs: 30_000, ratePerProducer: 50, failover: { failoverAfterMs: 500, switchBackAfterMs: 1000, checkIntervalMs: 100 } };
@@ -259,7 +257,7 @@ test.serial('drill: region-outage by kill against a topology file — SIGKILL by
   try {
     const target = new TopologyTarget(cluster.topologyPath, {
       restartCommand: `'${process.execPath}' '${ADMQ_CLI}' start --topology '${cluster.topologyPath}' --region {region}`,
-      logDir: mkdtempSync(join(tmpdir(), 'admq-drill-')),
+      logDir: tempDir('admq-drill-'),
     });
     const { report, history } = await runDrill(target, { ...TIMING, scenario: { name: 'region-outage', region: 'beijing', mode: 'kill' }, faultMs: 4000, runId: 'external-kill' });
     restarted = await pidOf('beijing');

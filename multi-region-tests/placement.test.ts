@@ -7,13 +7,11 @@ import test, { type ExecutionContext } from 'ava';
 import { AdminClient, AdmqClient, AdmqClientError, type Producer } from '../client/index.ts';
 import { plannedFailover } from '../operations/planned-failover.ts';
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ADMQ_CLI, startNodeProcess, waitFor } from '../test-support/processes.ts';
 import { Cluster } from './cluster.ts';
 import { History, checkHistory, formatViolations } from './history.ts';
 import { recordStoredEverywhere } from './workload.ts';
+import { tempDir } from '../test-support/temp-dir.ts';
 
 const REGIONS = ['shanghai', 'beijing', 'shenzhen'];
 
@@ -188,7 +186,7 @@ test.serial('planned failover under load: RPO 0 (every write the old home acked 
 });
 
 test('placement admin API without a topology: a clear error', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'admq-placement-'));
+  const dir = tempDir('admq-placement-');
   const node = await startNodeProcess(['--data-dir', dir, '--grpc-port', '0', '--admin-port', '0']);
   t.teardown(async () => {
     node.child.kill('SIGTERM');

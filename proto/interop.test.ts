@@ -1,14 +1,14 @@
 // The .proto is the contract for every language: a Python client generated from it with
 // Debian's grpcio tools produces and consumes, and the TypeScript client reads what it wrote.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { receiveMany, startFixture } from '../test-support/node-fixture.ts';
 import { PROTO_PATH } from './index.ts';
+import { tempDir } from '../test-support/temp-dir.ts';
 
 const run = promisify(execFile);
 const PYTHON = '/usr/bin/python3';
@@ -16,7 +16,7 @@ const SCRIPT = fileURLToPath(new URL('./interop/python_client.py', import.meta.u
 
 test('interop: a Python client generated from admq.proto produces and consumes', async (t) => {
   t.true(existsSync(PYTHON), `${PYTHON} is needed (Debian python3 with python3-grpcio and python3-grpc-tools; .ci/run installs them)`);
-  const out = mkdtempSync(join(tmpdir(), 'admq-pygen-'));
+  const out = tempDir('admq-pygen-');
   await run(PYTHON, ['-m', 'grpc_tools.protoc', `-I${join(PROTO_PATH, '..')}`, `--python_out=${out}`, `--grpc_python_out=${out}`, PROTO_PATH]);
   const f = await startFixture();
   t.teardown(() => f.close());

@@ -1,13 +1,11 @@
 // The region node's side of replication: append with dedupe by global id, atomically with
 // its marks, origin fields untouched, clock skew refused, marks surviving a restart.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test from 'ava';
 import { ClockSkewError, packHlc } from '../conflict/index.ts';
 import type { ReplicatedEntry } from '../replicator/index.ts';
 import { start } from './index.ts';
 import { createReplicationLog } from './replication-log.ts';
+import { tempDir } from '../test-support/temp-dir.ts';
 
 const NOW = 1_900_000_000_000;
 const remote = (position: number, extra: Partial<ReplicatedEntry> = {}): ReplicatedEntry => ({
@@ -16,7 +14,7 @@ const remote = (position: number, extra: Partial<ReplicatedEntry> = {}): Replica
 });
 
 test('replicated appends: dedupe by (origin, position), origin fields kept, skew refused, marks survive restart', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'admq-repl-log-'));
+  const dataDir = tempDir('admq-repl-log-');
   let node = await start({ dataDir, grpcPort: 0, adminPort: 0, region: 'shanghai' }, { log: () => {}, readPhysicalMs: () => NOW });
   let log = createReplicationLog(node.broker);
   const topic = 'persistent://public/default/replicated';
@@ -45,7 +43,7 @@ test('replicated appends: dedupe by (origin, position), origin fields kept, skew
 });
 
 test('a replicated partition creates its whole partitioned topic; a shape that disagrees is refused', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'admq-repl-shape-'));
+  const dataDir = tempDir('admq-repl-shape-');
   const node = await start({ dataDir, grpcPort: 0, adminPort: 0, region: 'shanghai' }, { log: () => {}, readPhysicalMs: () => NOW });
   t.teardown(() => node.close());
   const log = createReplicationLog(node.broker);
@@ -60,7 +58,7 @@ test('a replicated partition creates its whole partitioned topic; a shape that d
 });
 
 test('producer dedupe across regions: a resend accepted elsewhere is stored once; older ids arriving late are not lost; marks survive restart', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'admq-repl-dedupe-'));
+  const dataDir = tempDir('admq-repl-dedupe-');
   let node = await start({ dataDir, grpcPort: 0, adminPort: 0, region: 'shanghai' }, { log: () => {}, readPhysicalMs: () => NOW });
   let log = createReplicationLog(node.broker);
   const topic = 'persistent://public/default/failover';

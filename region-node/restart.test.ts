@@ -1,14 +1,14 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { AdminClient, AdmqClient, type Producer } from '../client/index.ts';
 import { freePorts } from '../test-support/processes.ts';
 import { start } from './index.ts';
+import { tempDir } from '../test-support/temp-dir.ts';
 
 test('restart: messages, cursors, producer sequence and the HLC survive a clean restart, even with the clock set back', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'admq-restart-'));
+  const dataDir = tempDir('admq-restart-');
   let physical = 2_000_000_000_000;
   const clock = () => physical;
   let node = await start({ dataDir, grpcPort: 0, adminPort: 0 }, { log: () => {}, readPhysicalMs: clock });
@@ -38,7 +38,7 @@ test('restart: messages, cursors, producer sequence and the HLC survive a clean 
 });
 
 test('start: durability "none" is accepted and serves', async (t) => {
-  const node = await start({ dataDir: mkdtempSync(join(tmpdir(), 'admq-nosync-')), grpcPort: 0, adminPort: 0, durability: 'none' }, { log: () => {} });
+  const node = await start({ dataDir: tempDir('admq-nosync-'), grpcPort: 0, adminPort: 0, durability: 'none' }, { log: () => {} });
   const client = new AdmqClient({ serviceUrl: node.grpcAddress });
   await new AdminClient(node.adminUrl).createTopic('public/default/n');
   const producer = await client.createProducer({ topic: 'public/default/n' });
@@ -48,7 +48,7 @@ test('start: durability "none" is accepted and serves', async (t) => {
 });
 
 test('start: a replication port already in use fails the start with the address named, and nothing runs on after it', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'admq-busy-port-'));
+  const dir = tempDir('admq-busy-port-');
   const [grpcA, adminA, grpcB, adminB, replicationB] = await freePorts(5);
   const squatter = createServer();
   await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));

@@ -1,9 +1,7 @@
 // An in-process region node on port 0 with a fresh data directory, and small helpers.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { AdminClient, AdmqClient, type AdmqConsumer, type Message } from '../client/index.ts';
 import { start, type RegionNodeConfig, type RegionNodeHandle } from '../region-node/index.ts';
+import { tempDir } from './temp-dir.ts';
 
 export interface Fixture {
   node: RegionNodeHandle;
@@ -16,7 +14,7 @@ export interface Fixture {
 let counter = 0;
 
 export async function startFixture(config: Partial<RegionNodeConfig> = {}): Promise<Fixture> {
-  const node = await start({ dataDir: mkdtempSync(join(tmpdir(), 'admq-fixture-')), grpcPort: 0, adminPort: 0, ...config }, { log: () => {} });
+  const node = await start({ dataDir: tempDir('admq-fixture-'), grpcPort: 0, adminPort: 0, ...config }, { log: () => {} });
   const admin = new AdminClient(node.adminUrl);
   const client = new AdmqClient({ serviceUrl: node.grpcAddress, backoffInitialMs: 50, backoffMaxMs: 1000 });
   return {

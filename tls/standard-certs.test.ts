@@ -2,13 +2,13 @@
 // region, and good for a mutually authenticated TLS 1.3 connection on Node's own stack.
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import test from 'ava';
 import { TlcpConfigError } from './errors.ts';
 import { createStandardCa, issueStandardCertificate, writeStandardRegionCertificate } from './standard-certs.ts';
+import { tempDir } from '../test-support/temp-dir.ts';
 
 test('standard certificates: signed by the CA, region in OU and DNS name, mutual TLS 1.3 between two regions', async (t) => {
   const ca = createStandardCa();
@@ -49,7 +49,7 @@ test('standard certificates: signed by the CA, region in OU and DNS name, mutual
 });
 
 test('admq certs create-tls writes the CA once and a certificate per region', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'admq-tls-certs-'));
+  const dir = tempDir('admq-tls-certs-');
   const first = await writeStandardRegionCertificate(dir, 'shanghai');
   const second = await writeStandardRegionCertificate(dir, 'beijing');
   t.deepEqual(first.map((p) => p.slice(dir.length + 1)), ['tls-ca.crt', 'tls-ca.key', 'shanghai-tls.crt', 'shanghai-tls.key']);

@@ -2,9 +2,6 @@
 // MetadataManagers over two ClusterCatalogs on one metadata store: every scenario runs on a
 // real etcd server (one client per broker) and on the embedded LMDB store (real files). The
 // LocalCatalog keeps a standalone node's behaviour; the node's own tests cover it end to end.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { ErrorCode } from '../../proto/index.ts';
 import { startEtcd, type EtcdProcess } from '../../test-support/etcd.ts';
@@ -14,6 +11,7 @@ import { parseTopicName } from '../names.ts';
 import { LogStore } from '../storage/log-store.ts';
 import { CATALOG_PREFIX, ClusterCatalog, TOPIC_ID_COUNTER_KEY, catalogPath, type CatalogChange, type Catalog } from './catalog.ts';
 import { MetadataManager } from './metadata.ts';
+import { tempDir } from '../../test-support/temp-dir.ts';
 
 let etcd: EtcdProcess;
 test.before(async () => {
@@ -27,7 +25,7 @@ type Kind = 'etcd' | 'lmdb';
 let n = 0;
 
 function logStore(t: ExecutionContext): LogStore {
-  const store = LogStore.open({ dataDir: mkdtempSync(join(tmpdir(), 'admq-catalog-')), region: 'shanghai', durability: 'none', readPhysicalMs: Date.now, maxClockOffsetMs: 500 });
+  const store = LogStore.open({ dataDir: tempDir('admq-catalog-'), region: 'shanghai', durability: 'none', readPhysicalMs: Date.now, maxClockOffsetMs: 500 });
   t.teardown(() => store.close());
   return store;
 }
@@ -53,7 +51,7 @@ interface Cluster {
  */
 async function cluster(t: ExecutionContext, kind: Kind): Promise<Cluster> {
   const tenant = `t${process.pid}-${++n}-${kind}`;
-  const dir = kind === 'lmdb' ? mkdtempSync(join(tmpdir(), 'admq-catalog-meta-')) : '';
+  const dir = kind === 'lmdb' ? tempDir('admq-catalog-meta-') : '';
   let shared: LmdbMetadataStore | undefined;
   const openStore = (): MetadataStore => {
     if (kind === 'etcd') return new EtcdMetadataStore([etcd.endpoint]);

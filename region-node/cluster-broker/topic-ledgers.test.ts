@@ -2,9 +2,6 @@
 // process) and the embedded metadata store: rollover keeps chunk order across ledgers and
 // closes the old ledger first; a takeover reads every chunk back in order and fences the
 // previous owner, whose further chunks then fail as moved.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test from 'ava';
 import { ErrorCode } from '../../proto/index.ts';
 import { AdmqError } from '../errors.ts';
@@ -12,9 +9,10 @@ import { LedgerClient } from '../ledger-storage/ledger-client.ts';
 import { TestStoragePool } from '../ledger-storage/test-pool.ts';
 import { LmdbMetadataStore } from '../metadata-store/index.ts';
 import { TopicLedgers, ledgerAccess } from './topic-ledgers.ts';
+import { tempDir } from '../../test-support/temp-dir.ts';
 
 async function region(t: { teardown(fn: () => unknown): void }) {
-  const metadata = LmdbMetadataStore.open(mkdtempSync(join(tmpdir(), 'admq-topic-ledgers-')));
+  const metadata = LmdbMetadataStore.open(tempDir('admq-topic-ledgers-'));
   const pool = await TestStoragePool.create(3, { metadata });
   t.teardown(async () => {
     await pool.close();

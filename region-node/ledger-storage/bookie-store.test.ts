@@ -1,15 +1,13 @@
 // The storage node's ledger store on real LMDB files: durable adds, reads, last-add-
 // confirmed, fencing against the old writer, and no acked add lost to a kill -9.
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { waitFor } from '../../test-support/processes.ts';
 import { BookieStore, type BookieError } from './bookie-store.ts';
+import { tempDir } from '../../test-support/temp-dir.ts';
 
-const dir = () => mkdtempSync(join(tmpdir(), 'admq-bookie-'));
+const dir = () => tempDir('admq-bookie-');
 
 test('bookie: adds are readable, in any arrival order; the LAC is the highest carried; state survives a reopen', async (t) => {
   const path = dir();

@@ -2,9 +2,6 @@
 // back on live nodes, and their metadata names those nodes; open ledgers are left to their
 // writer. The main test runs on a real etcd (the registry's delete event starts the pass);
 // the others on the embedded LMDB metadata store.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { startEtcd } from '../../test-support/etcd.ts';
 import { waitFor } from '../../test-support/processes.ts';
@@ -13,9 +10,10 @@ import { LedgerClient } from './ledger-client.ts';
 import type { LedgerMetadata, QuorumSettings } from './ledger-types.ts';
 import { ReReplicator } from './re-replication.ts';
 import { TestStoragePool } from './test-pool.ts';
+import { tempDir } from '../../test-support/temp-dir.ts';
 
 async function lmdbSetup(t: ExecutionContext, nodes: number, quorum?: QuorumSettings) {
-  const metadata: MetadataStore = LmdbMetadataStore.open(mkdtempSync(join(tmpdir(), 'admq-rerepl-meta-')));
+  const metadata: MetadataStore = LmdbMetadataStore.open(tempDir('admq-rerepl-meta-'));
   const pool = await TestStoragePool.create(nodes, { metadata });
   t.teardown(async () => {
     await pool.close();

@@ -4,10 +4,7 @@
 // storage node processes that are SIGKILLed), durability across kill -9, and a fuzz of the
 // service with random and mangled frames.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
@@ -22,11 +19,12 @@ import { StorageNodeClient, StorageNodeDirectory } from './storage-node-client.t
 import { STORAGE_NODE_ERROR_CODES, StorageNodeError } from './storage-node-errors.ts';
 import { StorageNodeServer } from './storage-node-server.ts';
 import { SESSION_PATH, decodeRequest, decodeResponse, encodeRequest, encodeResponse, type StorageRequest, type StorageResponse } from './storage-node-wire.ts';
+import { tempDir } from '../../test-support/temp-dir.ts';
 
 const seed = seedFromEnv();
 test.before(() => console.log(`storage node tests: seed ${seed} (replay with ADMQ_SEED=${seed})`));
 
-const dir = () => mkdtempSync(join(tmpdir(), 'admq-storage-node-'));
+const dir = () => tempDir('admq-storage-node-');
 const quiet = () => {};
 const MAIN = fileURLToPath(new URL('./storage-node-main.ts', import.meta.url));
 

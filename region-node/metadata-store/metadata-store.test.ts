@@ -1,12 +1,10 @@
 // One behaviour, two stores: every test runs against a real etcd server and against the
 // embedded LMDB store (real files).
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { startEtcd, type EtcdProcess } from '../../test-support/etcd.ts';
 import { waitFor } from '../../test-support/processes.ts';
 import { EtcdMetadataStore, LmdbMetadataStore, type MetadataStore, type WatchEvent } from './index.ts';
+import { tempDir } from '../../test-support/temp-dir.ts';
 
 let etcd: EtcdProcess;
 test.before(async () => {
@@ -20,7 +18,7 @@ type Kind = 'etcd' | 'lmdb';
 let n = 0;
 /** A fresh store and a key prefix no other test uses. */
 async function open(t: ExecutionContext, kind: Kind): Promise<{ store: MetadataStore; p: string }> {
-  const store = kind === 'etcd' ? new EtcdMetadataStore([etcd.endpoint]) : LmdbMetadataStore.open(mkdtempSync(join(tmpdir(), 'admq-meta-')));
+  const store = kind === 'etcd' ? new EtcdMetadataStore([etcd.endpoint]) : LmdbMetadataStore.open(tempDir('admq-meta-'));
   t.teardown(() => store.close());
   return { store, p: `/test-${process.pid}-${++n}/` };
 }
@@ -120,7 +118,7 @@ test('etcd: a lease that is not kept alive expires, and its keys with it; one ke
 });
 
 test('lmdb: keys of leases held by a process that is gone are dropped when the store opens again', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'admq-meta-'));
+  const dir = tempDir('admq-meta-');
   const first = LmdbMetadataStore.open(dir);
   const lease = await first.grantLease(1000);
   await first.put('/owned', b('me'), { lease });

@@ -2,16 +2,14 @@
 // chunks reached the topic's ledger (the sink); a failed sink stops the log; a new owner
 // rebuilds the log from the ledger's chunks with the same offsets, marks and cursors.
 // The sink here is a stand-in for the ledger writer (pure bookkeeping); LMDB is real.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test from 'ava';
 import { ErrorCode } from '../../proto/index.ts';
 import { AdmqError } from '../errors.ts';
 import { LogStore, type AppendMessage, type ChunkSink } from './log-store.ts';
+import { tempDir } from '../../test-support/temp-dir.ts';
 
 function openStore(): LogStore {
-  return LogStore.open({ dataDir: mkdtempSync(join(tmpdir(), 'admq-sink-')), region: 'shanghai', durability: 'none', readPhysicalMs: Date.now, maxClockOffsetMs: 500 });
+  return LogStore.open({ dataDir: tempDir('admq-sink-'), region: 'shanghai', durability: 'none', readPhysicalMs: Date.now, maxClockOffsetMs: 500 });
 }
 
 const message = (producerName: string, sequenceId: number): AppendMessage => ({ producerName, sequenceId, key: undefined, properties: {}, payload: Buffer.from(`${producerName}-${sequenceId}`), eventTimeMs: 0 });
