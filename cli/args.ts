@@ -64,3 +64,11 @@ export function adminUrl(values: Parsed['values']): string {
 export function serviceUrl(values: Parsed['values']): string {
   return str(values, 'service-url') ?? process.env.ADMQ_SERVICE_URL ?? '127.0.0.1:6650';
 }
+
+/** Whether `node` itself was given the V8 flag `flag` (`--name` or `--name=value`, with `-` or V8's `_` between words). */
+export function v8FlagGiven(execArgv: readonly string[], flag: string): boolean {
+  return execArgv.some((arg) => {
+    const spelled = arg.replaceAll('_', '-');
+    return spelled === flag || spelled.startsWith(`${flag}=`);
+  });
+}

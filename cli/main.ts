@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { AdminClient, AdmqClient, AdmqClientError, type SubscriptionType } from '../client/index.ts';
 import { AdmqError, start } from '../region-node/index.ts';
-import { CONNECTION_OPTIONS, GLOBAL_HELP, UsageError, adminUrl, int, list, parse, printJson, serviceUrl, str } from './args.ts';
+import { CONNECTION_OPTIONS, GLOBAL_HELP, UsageError, adminUrl, int, list, parse, printJson, serviceUrl, str, v8FlagGiven } from './args.ts';
 import { runConsumeLoad, runProduceLoad } from './perf.ts';
 import { plannedFailover } from '../operations/planned-failover.ts';
 import { cmdDrill } from '../drill/cli.ts';
@@ -142,7 +142,7 @@ async function cmdStart(argv: string[]): Promise<number> {
   // the replication delay (bench/results/replication.md). Growing the old generation to
   // three times its live size between full collections keeps them seconds apart. A
   // `node --heap-growing-percent=…` (or `--heap_growing_percent`) of the operator's own wins.
-  if (!process.execArgv.some((arg) => arg.replaceAll('_', '-').startsWith('--heap-growing-percent'))) v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+  if (!v8FlagGiven(process.execArgv, '--heap-growing-percent')) v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   const node = await start(config, skewMs !== 0 ? { readPhysicalMs: () => Date.now() + skewMs } : {});
   if (skewMs !== 0) console.log(`  clock skewed by ${skewMs} ms (ADMQ_CLOCK_SKEW_MS)`);
   console.log(`admq region node "${node.config.region}" is running`);
