@@ -7,13 +7,11 @@
 // standalone node fsyncs its own LMDB; in the cluster a send is acknowledged once 2 of 3
 // storage nodes have fsynced it (E/Qw/Qa = 3/3/2), which costs a network round trip per
 // group commit and three copies of every byte.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { AdminClient, AdmqClient, type Producer } from '../client/index.ts';
 import { runProduceLoad, type ProduceLoadResult } from '../cli/perf.ts';
 import { startNodeProcess } from '../test-support/processes.ts';
 import { RegionCluster } from '../test-support/region-cluster.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 
 export interface ClusterBenchResult {
   partitions: number;
@@ -84,7 +82,7 @@ async function failoverOnce(leaseMs: number, round: number): Promise<number> {
 export async function runClusterBench(options: { quick?: boolean } = {}): Promise<ClusterBenchResult> {
   const durationMs = options.quick ? 4_000 : 10_000;
   console.error(`standalone node: durable publish, ${PRODUCERS} producers on ${PARTITIONS} partitions, 1 KiB`);
-  const dataDir = mkdtempSync(join(tmpdir(), 'admq-bench-standalone-'));
+  const dataDir = tempDir('admq-bench-standalone-');
   const node = await startNodeProcess(['--data-dir', dataDir, '--grpc-port', '0', '--admin-port', '0']);
   let standalone: ProduceLoadResult;
   try {
@@ -92,7 +90,7 @@ export async function runClusterBench(options: { quick?: boolean } = {}): Promis
   } finally {
     node.child.kill('SIGTERM');
     await node.exited;
-    rmSync(dataDir, { recursive: true, force: true });
+    removeTempDir(dataDir);
   }
 
   console.error('cluster of 3 brokers and 3 storage nodes (3/3/2): the same load');

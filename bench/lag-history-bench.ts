@@ -12,14 +12,14 @@
 //
 // `--year-fraction` writes that share of a year (at least a day) and projects the year
 // from it: the recent window is the same size, the downsampled part grows linearly.
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LagHistoryStore } from '../compliance/history-store.ts';
 import { LinkStateValue, type Cell, type Sample, type SeriesKey } from '../compliance/series.ts';
 import { LagSketch } from '../compliance/sketch.ts';
 import { prng } from '../test-support/random.ts';
 import { DEFAULT_LAG_HISTORY, type LagHistorySettings } from '../topology/index.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 
 export interface LagHistoryBenchResult {
   settings: LagHistorySettings;
@@ -117,7 +117,7 @@ export async function runLagHistoryBench(options: { yearFraction?: number; pairs
   const end = Date.UTC(2027, 0, 1);
   const start = end - days * DAY_MS;
   const recentFrom = end - settings.recentWindowMs;
-  const dir = mkdtempSync(join(tmpdir(), 'admq-lag-history-bench-'));
+  const dir = tempDir('admq-lag-history-bench-');
   const store = await LagHistoryStore.open({ dataDir: dir, settings, durability: 'none' });
   const began = performance.now();
   let downsampledPages = 0;
@@ -196,7 +196,7 @@ export async function runLagHistoryBench(options: { yearFraction?: number; pairs
     return { settings, pairs, days, yearFraction, writeSeconds, bytesUsed, fileBytes, perPair, yearPerPairBytes };
   } finally {
     await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
   }
 }
 

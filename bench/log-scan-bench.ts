@@ -1,11 +1,9 @@
 // A replication link passing over entries it does not carry (issue 4): the entries of
 // origins routed over another link, read from disk. Compares the full read (decode every
 // entry, as links did before) with skipOrigins (checksums verified, origins only).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { packHlc } from '../conflict/index.ts';
 import { LogStore } from '../region-node/storage/log-store.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 
 const TOPIC = 'persistent://public/default/bench-log-scan';
 
@@ -24,7 +22,7 @@ function timed(run: () => void): { ms: number; cpuMs: number } {
 }
 
 export async function runLogScanBench(options: { quick?: boolean } = {}): Promise<LogScanBenchResult> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'admq-bench-log-scan-'));
+  const dataDir = tempDir('admq-bench-log-scan-');
   const entries = options.quick ? 20_000 : 100_000;
   const payloadBytes = 1024;
   const now = Date.now();
@@ -65,7 +63,7 @@ export async function runLogScanBench(options: { quick?: boolean } = {}): Promis
     }
     return { entries, payloadBytes, rounds };
   } finally {
-    rmSync(dataDir, { recursive: true, force: true });
+    removeTempDir(dataDir);
   }
 }
 

@@ -4,12 +4,10 @@
 // to an OTLP endpoint; the load's messages carry no traceparent, as most do when traces
 // are sampled), alternating, in one run. fsync is off so that the disk
 // does not hide a CPU cost: this is the worst case for the metrics' share.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { runProduceLoad } from '../cli/perf.ts';
 import { AdminClient } from '../client/index.ts';
 import { startNodeProcess } from '../test-support/processes.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 
 export interface MetricsBenchResult {
   rounds: Array<{ metrics: 'off' | 'on'; messagesPerSecond: number; scrapes: number }>;
@@ -24,7 +22,7 @@ export interface MetricsBenchResult {
 }
 
 async function round(metrics: 'off' | 'on', durationMs: number): Promise<MetricsBenchResult['rounds'][number]> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'admq-metrics-bench-'));
+  const dataDir = tempDir('admq-metrics-bench-');
   const node = await startNodeProcess(['--data-dir', dataDir, '--grpc-port', '0', '--admin-port', '0', '--durability', 'none'], 30_000, metrics === 'off' ? { ADMQ_METRICS: 'off' } : { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:9/v1/traces' });
   let scrapes = 0;
   let scraping = metrics === 'on';
@@ -46,7 +44,7 @@ async function round(metrics: 'off' | 'on', durationMs: number): Promise<Metrics
     await scraper;
     node.child.kill('SIGTERM');
     await node.exited;
-    rmSync(dataDir, { recursive: true, force: true });
+    removeTempDir(dataDir);
   }
 }
 

@@ -12,14 +12,12 @@
 // across the producers gives the same throughput as 20,000 did, at a tenth of the
 // send→ack latency or less.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { AdminClient } from '../client/index.ts';
 import { runConsumeLoad, runProduceLoad, type ConsumeLoadResult, type ProduceLoadResult } from '../cli/perf.ts';
 import { startNodeProcess } from '../test-support/processes.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 
 export interface RegionNodeBenchResult {
   publish1: ProduceLoadResult;
@@ -31,14 +29,14 @@ export interface RegionNodeBenchResult {
 }
 
 async function withNode<T>(run: (serviceUrl: string, admin: AdminClient) => Promise<T>, durability: 'fsync' | 'none' = 'fsync'): Promise<T> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'admq-bench-'));
+  const dataDir = tempDir('admq-bench-');
   const node = await startNodeProcess(['--data-dir', dataDir, '--grpc-port', '0', '--admin-port', '0', '--durability', durability]);
   try {
     return await run(node.grpcAddress, new AdminClient(node.adminUrl));
   } finally {
     node.child.kill('SIGTERM');
     await node.exited;
-    rmSync(dataDir, { recursive: true, force: true });
+    removeTempDir(dataDir);
   }
 }
 

@@ -1,11 +1,11 @@
 // The lag history on real LMDB files in temporary directories, with simulated time: the
 // store never reads a clock, so a test can write ten minutes of samples in milliseconds.
 import test from 'ava';
-import { mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { prng, seedFromEnv } from '../test-support/random.ts';
 import { parseLagHistorySettings, type LagHistorySettings } from '../topology/index.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 import { LagHistoryStore } from './history-store.ts';
 import { parseHistoryPage, queryHistory } from './history-wire.ts';
 import { buildPairReport, decodeRegionHistory, type RegionHistory, type ReportInput } from './report.ts';
@@ -28,9 +28,9 @@ function nodeSample(): Sample {
   return { series: NODE, values: { residencyRefusals: 0, unauthorizedRefusals: 0, clockSkewRefusals: 0, maxClockSkewMs: 0, entriesAppended: 0, duplicates: 0 } };
 }
 
-function tempDir(t: { teardown: (f: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'admq-lag-history-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+function testDir(t: { teardown: (f: () => void) => void }): string {
+  const dir = tempDir('admq-lag-history-');
+  t.teardown(() => removeTempDir(dir));
   return dir;
 }
 
@@ -52,7 +52,7 @@ function cellsOf(history: RegionHistory, series: SeriesKey): Cell[] {
 }
 
 test('history store: samples survive a restart; a slot never written stays a gap, never a zero', async (t) => {
-  const dir = tempDir(t);
+  const dir = testDir(t);
   let store = await LagHistoryStore.open({ dataDir: dir, settings: SETTINGS });
   for (let i = 0; i < 90; i++) {
     if (i >= 30 && i < 45) continue; // the node was down
@@ -81,7 +81,7 @@ const FINE: LagHistorySettings = parseLagHistorySettings({ recentWindowMs: 120_0
 const DAY = 86_400_000;
 
 test('history store: samples that leave the recent window become buckets that keep the count, max, percentiles and sums', async (t) => {
-  const dir = tempDir(t);
+  const dir = testDir(t);
   const store = await LagHistoryStore.open({ dataDir: dir, settings: FINE });
   t.teardown(() => store.close());
   const random = prng(seed);
@@ -132,7 +132,7 @@ test('history store: samples that leave the recent window become buckets that ke
 });
 
 test('history store: retention drops whole records older than it and records from when history is kept', async (t) => {
-  const dir = tempDir(t);
+  const dir = testDir(t);
   const store = await LagHistoryStore.open({ dataDir: dir, settings: { ...FINE, retentionMs: 3_000_000 } });
   t.teardown(() => store.close());
   await store.recordBatch(Array.from({ length: 7200 }, (_, i) => ({ slotMs: T0 + i * 1000, samples: [outSample(10), nodeSample()] })));
@@ -161,7 +161,7 @@ function wideBucket(startMs: number, random: () => number): Cell {
 }
 
 test('history store: the size bound drops the oldest days first and keeps the newest', async (t) => {
-  const dir = tempDir(t);
+  const dir = testDir(t);
   const settings = parseLagHistorySettings({ retentionMs: 400 * DAY, bytesMax: 1024 * 1024 });
   const store = await LagHistoryStore.open({ dataDir: dir, settings });
   t.teardown(() => store.close());
@@ -187,7 +187,7 @@ test('history store: the size bound drops the oldest days first and keeps the ne
 });
 
 test('history store: pages hold every chunk once, and a cursor continues where the last page ended', async (t) => {
-  const dir = tempDir(t);
+  const dir = testDir(t);
   const store = await LagHistoryStore.open({ dataDir: dir, settings: FINE });
   t.teardown(() => store.close());
   await store.recordBatch(Array.from({ length: 7200 }, (_, i) => ({ slotMs: T0 + i * 1000, samples: [outSample(i), nodeSample()] })));
@@ -216,7 +216,7 @@ test('history store: pages hold every chunk once, and a cursor continues where t
 });
 
 test('history store: a bucket written for an import merges with what is there', async (t) => {
-  const dir = tempDir(t);
+  const dir = testDir(t);
   const store = await LagHistoryStore.open({ dataDir: dir, settings: SETTINGS });
   t.teardown(() => store.close());
   const a = mergeCells('out', [rawCell(T0, 1000, outSample(100).values)], T0, 60_000);
@@ -235,7 +235,7 @@ test('history store: a bucket written for an import merges with what is there', 
 });
 
 test('history store: a history written with another sample interval or resolution is set aside and kept, not misread', async (t) => {
-  const dir = tempDir(t);
+  const dir = testDir(t);
   const first = await LagHistoryStore.open({ dataDir: dir, settings: SETTINGS });
   await first.recordBatch(Array.from({ length: 120 }, (_, i) => ({ slotMs: T0 + i * 1000, samples: [outSample(i), nodeSample()] })));
   await first.close();

@@ -3,11 +3,11 @@
 // its charts are drawn from its data — every line segment, band and target line is mapped
 // back through the chart's scales and compared with the report JSON.
 import test from 'ava';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createCa, issueDoubleCertificate } from '../tls/index.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 import { renderHtml } from './render-html.ts';
 import { buildLagReport, type LagReport, type RegionHistory } from './report.ts';
 import { LinkStateValue, rawCell, seriesKeyText, type Cell, type SeriesKey } from './series.ts';
@@ -95,8 +95,8 @@ test('report HTML: opens offline in headless Chromium, and its charts are drawn 
     return;
   }
   const { chromium } = await import('playwright-core');
-  const dir = mkdtempSync(join(tmpdir(), 'admq-report-html-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir('admq-report-html-');
+  t.teardown(() => removeTempDir(dir));
   const ca = createCa({ commonName: 'admq test root' });
   const cert = issueDoubleCertificate(ca, { region: 'shanghai' });
   const report = sampleReport();

@@ -1,10 +1,10 @@
 // The report's figures from synthetic histories: known lag patterns, gaps of each cause,
 // link states, residency, and a randomized comparison with brute force over the samples.
 import test from 'ava';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { prng, seedFromEnv } from '../test-support/random.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 import { findDrills } from './drills.ts';
 import { buildLagReport, reportPeriod, seriesResolution, type RegionHistory, type ReportInput } from './report.ts';
 import { LinkStateValue, mergeCells, rawCell, seriesKeyText, type Cell, type SeriesKey } from './series.ts';
@@ -256,8 +256,8 @@ test('report: a period over downsampled history uses its buckets; the period wid
 });
 
 test('drills: report.json files that started in the period and concern the namespace or tenant are listed with their SM3', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'admq-drills-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir('admq-drills-');
+  t.teardown(() => removeTempDir(dir));
   const drill = (name: string, namespace: string, startedAtMs: number, fail: boolean): void => {
     mkdirSync(join(dir, name), { recursive: true });
     writeFileSync(

@@ -2,10 +2,10 @@
 // ways a report can be tampered with or passed off.
 import test from 'ava';
 import fc from 'fast-check';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCa, issueDoubleCertificate, type DoubleCertificate, type Issued } from '../tls/index.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 import { cmdReport, verifyFile } from './cli.ts';
 import { canonicalJson, loadSigner, signDetached, signReport, verifyDetached, verifySignedReport, type Signer } from './signing.ts';
 
@@ -105,8 +105,8 @@ test('signing: a detached signature binds a rendering to its bytes and to the JS
 });
 
 test('admq report verify: exit 0 for an intact report and its renderings, 1 after tampering, with the reason', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'admq-verify-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir('admq-verify-');
+  t.teardown(() => removeTempDir(dir));
   const s = signer();
   const signed = signReport(REPORT, s, Date.now());
   writeFileSync(join(dir, 'ca.crt'), certs().ca.certificatePem);

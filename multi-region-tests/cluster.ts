@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { AdminClient, AdmqClient, type Message } from '../client/index.ts';
 import { prepareDev } from '../cli/dev.ts';
 import { freePorts, startNodeProcess, waitFor, type NodeProcess } from '../test-support/processes.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 import { FaultProxy } from './fault-proxy.ts';
 import { NetworkProcess, type LinkProxy } from './network-process.ts';
-import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 
 export interface ClusterOptions {
   /** Environment of every region's process (e.g. OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). */

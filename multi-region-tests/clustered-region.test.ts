@@ -6,8 +6,7 @@
 // once with each origin's order identical (checkHistory). Then the broker of "a" that owns
 // the topic is SIGKILLed mid-stream: the topic moves to the other broker, replication
 // resumes in both directions through it, and the history still checks clean.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { AdminClient, AdmqClient, type Producer } from '../client/index.ts';
@@ -15,6 +14,7 @@ import { prepareDev } from '../cli/dev.ts';
 import { RegionCluster } from '../test-support/region-cluster.ts';
 import { freePorts, startNodeProcess, waitFor, type NodeProcess } from '../test-support/processes.ts';
 import { prng, seedFromEnv } from '../test-support/random.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 import { FaultProxy } from './fault-proxy.ts';
 import { History, checkHistory, formatViolations } from './history.ts';
 
@@ -33,7 +33,7 @@ interface Deployment {
 }
 
 async function deploy(t: ExecutionContext): Promise<Deployment> {
-  const dir = mkdtempSync(join(tmpdir(), 'admq-clustered-region-'));
+  const dir = tempDir('admq-clustered-region-');
   await prepareDev({ dir, regions: REGIONS, basePort: 1, transport: 'tlcp' });
   const ports = (await freePorts(9)) as number[];
   const port = (i: number): number => ports[i] as number;
@@ -68,7 +68,7 @@ async function deploy(t: ExecutionContext): Promise<Deployment> {
     }
     await cluster.stop();
     for (const proxy of proxies) await proxy.close();
-    rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
   };
   const clients: Record<string, AdmqClient> = {};
   try {

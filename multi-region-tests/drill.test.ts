@@ -8,9 +8,9 @@ import { runDrill } from '../drill/drill.ts';
 import type { DrillReport } from '../drill/report.ts';
 import { DrillError, HarnessTarget, TopologyTarget } from '../drill/target.ts';
 import { ADMQ_CLI, waitFor } from '../test-support/processes.ts';
+import { tempDir } from '../test-support/temp-dir.ts';
 import { Cluster } from './cluster.ts';
 import { History, checkHistory, formatViolations, globalIdOf, type ConsumeRecord, type ProduceRecord, type StoredRecord } from './history.ts';
-import { tempDir } from '../test-support/temp-dir.ts';
 
 const REGIONS = ['shanghai', 'beijing', 'shenzhen'];
 const TIMING = { warmupMs: 2000, observeMs: 1000, catchUpTimeoutMs: 30_000, drainTimeoutMs: 30_000, ratePerProducer: 50, failover: { failoverAfterMs: 500, switchBackAfterMs: 1000, checkIntervalMs: 100 } };

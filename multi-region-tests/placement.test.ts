@@ -8,10 +8,10 @@ import { AdminClient, AdmqClient, AdmqClientError, type Producer } from '../clie
 import { plannedFailover } from '../operations/planned-failover.ts';
 import { execFile } from 'node:child_process';
 import { ADMQ_CLI, startNodeProcess, waitFor } from '../test-support/processes.ts';
+import { tempDir } from '../test-support/temp-dir.ts';
 import { Cluster } from './cluster.ts';
 import { History, checkHistory, formatViolations } from './history.ts';
 import { recordStoredEverywhere } from './workload.ts';
-import { tempDir } from '../test-support/temp-dir.ts';
 
 const REGIONS = ['shanghai', 'beijing', 'shenzhen'];
 

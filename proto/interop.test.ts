@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { receiveMany, startFixture } from '../test-support/node-fixture.ts';
-import { PROTO_PATH } from './index.ts';
 import { tempDir } from '../test-support/temp-dir.ts';
+import { PROTO_PATH } from './index.ts';
 
 const run = promisify(execFile);
 const PYTHON = '/usr/bin/python3';

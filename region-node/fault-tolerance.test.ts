@@ -1,15 +1,14 @@
 // Faults for real: SIGKILL of a node process under load, and a full disk.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { AdminClient, AdmqClient, AdmqClientError, ErrorCode, type Producer } from '../client/index.ts';
 import { freePort, startNodeProcess, waitFor } from '../test-support/processes.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 import { start } from './index.ts';
 
 test('crash: SIGKILL while 4 producers send; after restart every acked message is there exactly once, in order', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'admq-crash-'));
+  const dataDir = tempDir('admq-crash-');
   const grpcPort = await freePort();
   const adminPort = await freePort();
   const args = ['--data-dir', dataDir, '--grpc-port', String(grpcPort), '--admin-port', String(adminPort)];
@@ -76,7 +75,7 @@ test('crash: SIGKILL while 4 producers send; after restart every acked message i
   await client.close();
   node.child.kill('SIGTERM');
   t.is(await node.exited, 0, 'the node shuts down cleanly on SIGTERM');
-  rmSync(dataDir, { recursive: true, force: true });
+  removeTempDir(dataDir);
 });
 
 function canMountTmpfs(): boolean {
@@ -84,7 +83,7 @@ function canMountTmpfs(): boolean {
 }
 
 (canMountTmpfs() ? test : test.skip)('disk full: sends fail with ADMQ_ERR_STORAGE_FULL, acked data stays readable, other clients are served', async (t) => {
-  const mountPoint = mkdtempSync(join(tmpdir(), 'admq-enospc-'));
+  const mountPoint = tempDir('admq-enospc-');
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=40m', 'tmpfs', mountPoint]);
   t.teardown(() => {
     try {
@@ -92,7 +91,7 @@ function canMountTmpfs(): boolean {
     } catch {
       // already unmounted
     }
-    rmSync(mountPoint, { recursive: true, force: true });
+    removeTempDir(mountPoint);
   });
   const node = await start({ dataDir: join(mountPoint, 'data'), grpcPort: 0, adminPort: 0 }, { log: () => {} });
   t.teardown(() => node.close());

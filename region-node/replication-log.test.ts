@@ -3,9 +3,9 @@
 import test from 'ava';
 import { ClockSkewError, packHlc } from '../conflict/index.ts';
 import type { ReplicatedEntry } from '../replicator/index.ts';
+import { tempDir } from '../test-support/temp-dir.ts';
 import { start } from './index.ts';
 import { createReplicationLog } from './replication-log.ts';
-import { tempDir } from '../test-support/temp-dir.ts';
 
 const NOW = 1_900_000_000_000;
 const remote = (position: number, extra: Partial<ReplicatedEntry> = {}): ReplicatedEntry => ({

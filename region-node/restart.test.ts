@@ -1,11 +1,11 @@
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import test from 'ava';
 import { AdminClient, AdmqClient, type Producer } from '../client/index.ts';
 import { freePorts } from '../test-support/processes.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 import { start } from './index.ts';
-import { tempDir } from '../test-support/temp-dir.ts';
 
 test('restart: messages, cursors, producer sequence and the HLC survive a clean restart, even with the clock set back', async (t) => {
   const dataDir = tempDir('admq-restart-');
@@ -70,5 +70,5 @@ test('start: a replication port already in use fails the start with the address 
   await new Promise((resolve) => setTimeout(resolve, 1500));
   t.is(lines.length, linesAtFailure, `no link logged after the failed start:\n${lines.slice(linesAtFailure).join('\n')}`);
   squatter.close();
-  rmSync(dir, { recursive: true, force: true });
+  removeTempDir(dir);
 });

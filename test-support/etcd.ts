@@ -1,10 +1,9 @@
 // A real etcd server (Debian's etcd-server) for tests: its own data directory and ports on
 // loopback, started as a child process; SIGKILL-able like any node.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { freePorts, waitFor } from './processes.ts';
+import { removeTempDir, tempDir } from './temp-dir.ts';
 
 export interface EtcdProcess {
   endpoint: string;
@@ -20,7 +19,7 @@ export function etcdAvailable(): boolean {
 
 export async function startEtcd(): Promise<EtcdProcess> {
   if (!ETCD) throw new Error('etcd is not installed: apt-get install -y etcd-server (.ci/run does)');
-  const dir = mkdtempSync(join(tmpdir(), 'admq-etcd-'));
+  const dir = tempDir('admq-etcd-');
   const [client, peer] = (await freePorts(2)) as [number, number];
   const endpoint = `127.0.0.1:${client}`;
   let out = '';
@@ -56,7 +55,7 @@ export async function startEtcd(): Promise<EtcdProcess> {
     stop: async () => {
       child.kill('SIGTERM');
       await exited;
-      rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     },
   };
 }

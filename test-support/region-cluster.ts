@@ -4,12 +4,11 @@
 // from the metadata store while clients still reach it. Ports are fixed per member, so a
 // killed member restarts where clients and the registry expect it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEtcd, type EtcdProcess } from './etcd.ts';
 import { ADMQ_CLI, freePorts, startNodeProcess, type NodeProcess } from './processes.ts';
 import { ProxyProcess } from './proxy-process.ts';
+import { removeTempDir, tempDir } from './temp-dir.ts';
 
 export interface StorageNodeMember {
   id: string;
@@ -69,7 +68,7 @@ export class RegionCluster {
     readonly etcd: EtcdProcess,
     readonly options: RegionClusterOptions,
   ) {
-    this.#root = mkdtempSync(join(tmpdir(), 'admq-region-cluster-'));
+    this.#root = tempDir('admq-region-cluster-');
   }
 
   static async start(options: RegionClusterOptions): Promise<RegionCluster> {
@@ -198,6 +197,6 @@ export class RegionCluster {
       await s.proxy?.stop();
     }
     await this.etcd.stop();
-    rmSync(this.#root, { recursive: true, force: true });
+    removeTempDir(this.#root);
   }
 }

@@ -8,26 +8,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const owned = new Set<string>();
-let exitHookInstalled = false;
 
 function keep(): boolean {
   return process.env.ADMQ_KEEP_TEST_DATA === '1';
 }
 
+process.once('exit', () => {
+  if (owned.size === 0) return;
+  if (keep()) console.error(`ADMQ_KEEP_TEST_DATA=1: kept ${[...owned].join(', ')}`);
+  else for (const path of owned) rmSync(path, { recursive: true, force: true });
+});
+
 /** A new, empty directory under the OS temp directory whose name starts with `prefix`. */
 export function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   owned.add(dir);
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once('exit', () => {
-      if (keep()) {
-        if (owned.size > 0) console.error(`ADMQ_KEEP_TEST_DATA=1: kept ${[...owned].join(', ')}`);
-        return;
-      }
-      for (const path of owned) rmSync(path, { recursive: true, force: true });
-    });
-  }
   return dir;
 }
 

@@ -1,12 +1,11 @@
 import test from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { createCa, describeCertificate, issueDoubleCertificate, loadIssued, verifyCertificateFile, writeIssued } from './cert-tool.ts';
 import { certificateRole, parseCertificateDer, parsePrivateKeyPem, verifyCertificateChain, verifyCertificateSignature, certificateMatchesName } from './certificates.ts';
 import { TlcpCertificateError } from './errors.ts';
 import { AlertDescription } from './errors.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 
 const ca = createCa({ commonName: 'admq test root', organization: 'admq' });
 const node = issueDoubleCertificate(ca, { region: 'cn-east', nodeId: 'n1', dnsNames: ['localhost'] });
@@ -67,8 +66,8 @@ test('certs: expired, unknown-CA and wrongly signed certificates are rejected wi
 });
 
 test('certs: PEM files round-trip through write, load, inspect and verify', async (t) => {
-  const directory = await mkdtemp(join(tmpdir(), 'admq-certs-'));
-  t.teardown(() => rm(directory, { recursive: true, force: true }));
+  const directory = tempDir('admq-certs-');
+  t.teardown(() => removeTempDir(directory));
   await writeIssued(directory, 'ca', ca);
   const paths = await writeIssued(directory, 'n1-sign', node.sign);
   const loaded = await loadIssued(paths.certificatePath, paths.keyPath);

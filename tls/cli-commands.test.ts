@@ -1,13 +1,13 @@
 import test from 'ava';
-import { mkdtemp, rm, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCertsCommand, runTlsCommand } from './cli-commands.ts';
 import { parseCertificatesPem, certificateRole } from './certificates.ts';
+import { removeTempDir, tempDir } from '../test-support/temp-dir.ts';
 
 test('cli: certs create-ca, create, inspect and verify work end to end', async (t) => {
-  const directory = await mkdtemp(join(tmpdir(), 'admq-cli-'));
-  t.teardown(() => rm(directory, { recursive: true, force: true }));
+  const directory = tempDir('admq-cli-');
+  t.teardown(() => removeTempDir(directory));
   t.is(await runCertsCommand(['create-ca', '--out', directory, '--cn', 'cli root']), 0);
   t.is(await runCertsCommand(['create', '--ca-dir', directory, '--region', 'cn-north', '--node', 'n3', '--dns', 'localhost']), 0);
   const enc = parseCertificatesPem(await readFile(join(directory, 'cn-north-n3-enc.crt')))[0]!;

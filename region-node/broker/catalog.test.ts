@@ -9,9 +9,9 @@ import { AdmqError } from '../errors.ts';
 import { EtcdMetadataStore, LmdbMetadataStore, type MetadataStore } from '../metadata-store/index.ts';
 import { parseTopicName } from '../names.ts';
 import { LogStore } from '../storage/log-store.ts';
+import { tempDir } from '../../test-support/temp-dir.ts';
 import { CATALOG_PREFIX, ClusterCatalog, TOPIC_ID_COUNTER_KEY, catalogPath, type CatalogChange, type Catalog } from './catalog.ts';
 import { MetadataManager } from './metadata.ts';
-import { tempDir } from '../../test-support/temp-dir.ts';
 
 let etcd: EtcdProcess;
 test.before(async () => {

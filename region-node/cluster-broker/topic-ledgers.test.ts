@@ -8,8 +8,8 @@ import { AdmqError } from '../errors.ts';
 import { LedgerClient } from '../ledger-storage/ledger-client.ts';
 import { TestStoragePool } from '../ledger-storage/test-pool.ts';
 import { LmdbMetadataStore } from '../metadata-store/index.ts';
-import { TopicLedgers, ledgerAccess } from './topic-ledgers.ts';
 import { tempDir } from '../../test-support/temp-dir.ts';
+import { TopicLedgers, ledgerAccess } from './topic-ledgers.ts';
 
 async function region(t: { teardown(fn: () => unknown): void }) {
   const metadata = LmdbMetadataStore.open(tempDir('admq-topic-ledgers-'));

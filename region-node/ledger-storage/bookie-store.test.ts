@@ -4,8 +4,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { waitFor } from '../../test-support/processes.ts';
-import { BookieStore, type BookieError } from './bookie-store.ts';
 import { tempDir } from '../../test-support/temp-dir.ts';
+import { BookieStore, type BookieError } from './bookie-store.ts';
 
 const dir = () => tempDir('admq-bookie-');
 

@@ -6,11 +6,11 @@ import test, { type ExecutionContext } from 'ava';
 import { startEtcd } from '../../test-support/etcd.ts';
 import { waitFor } from '../../test-support/processes.ts';
 import { EtcdMetadataStore, LmdbMetadataStore, type MetadataStore } from '../metadata-store/index.ts';
+import { tempDir } from '../../test-support/temp-dir.ts';
 import { LedgerClient } from './ledger-client.ts';
 import type { LedgerMetadata, QuorumSettings } from './ledger-types.ts';
 import { ReReplicator } from './re-replication.ts';
 import { TestStoragePool } from './test-pool.ts';
-import { tempDir } from '../../test-support/temp-dir.ts';
 
 async function lmdbSetup(t: ExecutionContext, nodes: number, quorum?: QuorumSettings) {
   const metadata: MetadataStore = LmdbMetadataStore.open(tempDir('admq-rerepl-meta-'));

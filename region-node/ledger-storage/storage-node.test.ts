@@ -14,12 +14,12 @@ import { etcdAvailable, startEtcd } from '../../test-support/etcd.ts';
 import { prng, seedFromEnv } from '../../test-support/random.ts';
 import { EtcdMetadataStore } from '../metadata-store/etcd-store.ts';
 import { LmdbMetadataStore } from '../metadata-store/lmdb-store.ts';
+import { tempDir } from '../../test-support/temp-dir.ts';
 import { MetadataKeys, type StorageNodeInfo } from './ledger-types.ts';
 import { StorageNodeClient, StorageNodeDirectory } from './storage-node-client.ts';
 import { STORAGE_NODE_ERROR_CODES, StorageNodeError } from './storage-node-errors.ts';
 import { StorageNodeServer } from './storage-node-server.ts';
 import { SESSION_PATH, decodeRequest, decodeResponse, encodeRequest, encodeResponse, type StorageRequest, type StorageResponse } from './storage-node-wire.ts';
-import { tempDir } from '../../test-support/temp-dir.ts';
 
 const seed = seedFromEnv();
 test.before(() => console.log(`storage node tests: seed ${seed} (replay with ADMQ_SEED=${seed})`));

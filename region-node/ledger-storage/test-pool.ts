@@ -4,10 +4,8 @@
 // dies meanwhile), be slowed, or leave the registry (a lost node, for re-replication).
 // Optionally each node is registered under MetadataKeys.storageNodesPrefix in a metadata
 // store, as a real storage node registers itself.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { MetadataStore } from '../metadata-store/index.ts';
+import { removeTempDir, tempDir } from '../../test-support/temp-dir.ts';
 import { BookieStore } from './bookie-store.ts';
 import { writeSetOf } from './ledger-metadata.ts';
 import { MetadataKeys, type LedgerMetadata, type StorageNodeConnection, type StorageNodeInfo } from './ledger-types.ts';
@@ -66,7 +64,7 @@ export class TestStoragePool implements StorageNodePool {
   /** Opens a new storage node (fsync off: these tests are not about power loss) and registers it. */
   async addNode(): Promise<string> {
     const id = `${this.#prefix}-n${++this.#counter}`;
-    const dir = mkdtempSync(join(tmpdir(), 'admq-test-bookie-'));
+    const dir = tempDir('admq-test-bookie-');
     this.#nodes.set(id, { id, dir, store: BookieStore.open(dir, { sync: false }), alive: true, registered: false, delayMs: 0, held: undefined, calls: 0 });
     await this.register(id);
     return id;
@@ -178,7 +176,7 @@ export class TestStoragePool implements StorageNodePool {
     for (const node of this.#nodes.values()) {
       this.kill(node.id);
       await node.store.close();
-      rmSync(node.dir, { recursive: true, force: true });
+      removeTempDir(node.dir);
     }
     this.#nodes.clear();
   }

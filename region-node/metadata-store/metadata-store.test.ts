@@ -3,8 +3,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { startEtcd, type EtcdProcess } from '../../test-support/etcd.ts';
 import { waitFor } from '../../test-support/processes.ts';
-import { EtcdMetadataStore, LmdbMetadataStore, type MetadataStore, type WatchEvent } from './index.ts';
 import { tempDir } from '../../test-support/temp-dir.ts';
+import { EtcdMetadataStore, LmdbMetadataStore, type MetadataStore, type WatchEvent } from './index.ts';
 
 let etcd: EtcdProcess;
 test.before(async () => {

@@ -2,16 +2,14 @@
 // cache): every entry once, in offset order, bounded by the count asked for and by the
 // durable end. Scans that pass over the entries of some origins, cached and from disk.
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { packHlc } from '../../conflict/index.ts';
+import { removeTempDir, tempDir } from '../../test-support/temp-dir.ts';
 import type { Entry } from './entry-codec.ts';
 import { LogStore } from './log-store.ts';
 
 test('read: across 300 one-entry chunks from disk, in order, each entry once, bounded', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'admq-read-'));
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const dataDir = tempDir('admq-read-');
+  t.teardown(() => removeTempDir(dataDir));
   const options = { dataDir, region: 'shanghai', durability: 'none' as const, readPhysicalMs: Date.now, maxClockOffsetMs: 500 };
   const writer = LogStore.open(options);
   const written = writer.openLog(1, 'persistent://public/default/read');
@@ -32,8 +30,8 @@ test('read: across 300 one-entry chunks from disk, in order, each entry once, bo
 });
 
 test('skipOrigins: passes over the entries of skipped origins, cached or from disk, without passing a kept one, the bound or the end', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'admq-skip-'));
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const dataDir = tempDir('admq-skip-');
+  t.teardown(() => removeTempDir(dataDir));
   const now = Date.now();
   const options = { dataDir, region: 'shanghai', durability: 'none' as const, readPhysicalMs: () => now, maxClockOffsetMs: 500 };
   const positions = new Map<string, number>();
@@ -84,8 +82,8 @@ test('skipOrigins: passes over the entries of skipped origins, cached or from di
 });
 
 test('chunk cache: bounded in entries and bytes across logs, the newest chunk kept; evicted chunks are read from disk', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'admq-cache-'));
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const dataDir = tempDir('admq-cache-');
+  t.teardown(() => removeTempDir(dataDir));
   const entriesMax = 50;
   const bytesMax = 4000;
   const store = LogStore.open({ dataDir, region: 'shanghai', durability: 'none', readPhysicalMs: Date.now, maxClockOffsetMs: 500, chunkCacheEntriesMax: entriesMax, chunkCacheBytesMax: bytesMax });

@@ -5,8 +5,8 @@
 import test from 'ava';
 import { ErrorCode } from '../../proto/index.ts';
 import { AdmqError } from '../errors.ts';
-import { LogStore, type AppendMessage, type ChunkSink } from './log-store.ts';
 import { tempDir } from '../../test-support/temp-dir.ts';
+import { LogStore, type AppendMessage, type ChunkSink } from './log-store.ts';
 
 function openStore(): LogStore {
   return LogStore.open({ dataDir: tempDir('admq-sink-'), region: 'shanghai', durability: 'none', readPhysicalMs: Date.now, maxClockOffsetMs: 500 });

@@ -1,12 +1,10 @@
 // Helpers of the independent region-node integration suite: a real node in-process on
 // port 0 over a fresh LMDB directory, raw gRPC access, bounded waits and a seeded PRNG.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AdminClient, AdmqClient, AdmqClientError, ErrorCode, type AdmqConsumer, type Message } from '../../client/index.ts';
 import { loadPackageDefinition, type ConsumeResponse, type ProduceResponse } from '../../proto/index.ts';
 import { start, type RegionNodeConfig, type RegionNodeHandle } from '../index.ts';
+import { removeTempDir, tempDir } from '../../test-support/temp-dir.ts';
 
 export interface TestNode {
   node: RegionNodeHandle;
@@ -26,7 +24,7 @@ export interface TestNode {
 let topicCounter = 0;
 
 export async function startNode(config: Partial<RegionNodeConfig> = {}): Promise<TestNode> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'admq-it-'));
+  const dataDir = tempDir('admq-it-');
   const boot = (): Promise<RegionNodeHandle> =>
     start({ dataDir, grpcPort: 0, adminPort: 0, region: 'standalone', shutdownGraceMs: 2000, ...config }, { log: () => {} });
   let clients: AdmqClient[] = [];
@@ -62,7 +60,7 @@ export async function startNode(config: Partial<RegionNodeConfig> = {}): Promise
       await Promise.allSettled(clients.map((c) => c.close()));
       clients = [];
       await handle.node.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      removeTempDir(dataDir);
     },
   };
   return handle;
